@@ -1,0 +1,70 @@
+# One entry point for a fresh machine (Python 3.11, pip, gcc): every target installs what it needs,
+# idempotently (stamp files), then does its job. `make help` lists the targets.
+
+PYTHON ?= python3
+APP_VENV := .venv
+TRITON_VENV := .venv-triton
+DETECTOR_VENV := .venv-detector
+PY := $(APP_VENV)/bin/python
+REPO := model_repository
+SMPL_DIR := build/smpl
+# The offline model set: generated HMR2 weights (full size), a stand-in body model, the offline detector.
+MODELS := $(REPO)/hmr2/1/model.onnx $(REPO)/smpl/1/model.onnx $(REPO)/person_detector/1/model.onnx
+
+.PHONY: help install models serve demo test lint bench clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+install: $(APP_VENV)/.stamp $(TRITON_VENV)/.stamp  ## Create the virtual environments.
+
+$(APP_VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(APP_VENV)
+	$(APP_VENV)/bin/pip install -q --upgrade pip
+	$(APP_VENV)/bin/pip install -q -e ".[export,dev]"
+	touch $@
+
+# The local Triton server (Python backend only) needs numpy<2: its own environment.
+$(TRITON_VENV)/.stamp: requirements/triton.txt
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install -q --upgrade pip
+	$(TRITON_VENV)/bin/pip install -q -r requirements/triton.txt
+	touch $@
+
+# TensorFlow converts the offline detector's frozen graph to ONNX once: its own environment.
+$(DETECTOR_VENV)/.stamp: requirements/detector.txt
+	$(PYTHON) -m venv $(DETECTOR_VENV)
+	$(DETECTOR_VENV)/bin/pip install -q --upgrade pip
+	$(DETECTOR_VENV)/bin/pip install -q -r requirements/detector.txt
+	touch $@
+
+$(SMPL_DIR)/SMPL_NEUTRAL.npz: $(APP_VENV)/.stamp
+	$(PY) -m scripts.make_standin_smpl --out $(SMPL_DIR)
+
+$(REPO)/person_detector/1/model.onnx: $(DETECTOR_VENV)/.stamp
+	$(DETECTOR_VENV)/bin/python -m scripts.export_detector --source offline --out $@
+
+$(REPO)/hmr2/1/model.onnx $(REPO)/smpl/1/model.onnx &: $(SMPL_DIR)/SMPL_NEUTRAL.npz
+	$(PY) -m scripts.export_hmr2 --weights generated --smpl $(SMPL_DIR)/SMPL_NEUTRAL.npz \
+		--extra-regressor $(SMPL_DIR)/SMPL_to_J19.pkl --repository $(REPO)
+
+models: $(MODELS)  ## Build the offline model set into model_repository/.
+
+serve: install models  ## Run the local stack (Triton) in the foreground until Ctrl-C.
+	$(PY) -m scripts.triton_server --repository build/triton_repository
+
+demo: install models  ## Real video through the detector and HMR2 on a real Triton server.
+	$(PY) -m scripts.demo
+
+test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz  ## Run every test.
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint:  ## Ruff.
+	$(PY) -m ruff check .
+
+bench: install models  ## Per-crop latency of PyTorch, ONNX Runtime and Triton (full-size HMR2).
+	$(PY) -m scripts.benchmark_hmr2
+
+clean:  ## Remove build outputs (not the virtual environments).
+	rm -rf build $(REPO)/*/1

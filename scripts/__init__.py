@@ -1,0 +1,1 @@
+"""Export-time code: PyTorch models, exporters and local serving tools (torch lives only here)."""
