@@ -1,0 +1,39 @@
+"""The service's exceptions: each carries the HTTP status it is answered with."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A failure the client is told about in words, with a fitting status code."""
+
+    status_code = 500
+
+
+class BadRequest(ServiceError):
+    """The request is malformed: the message says what is wrong."""
+
+    status_code = 400
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body or the image is over a configured limit."""
+
+    status_code = 413
+
+
+class InferenceFailed(ServiceError):
+    """Triton answered with an error."""
+
+    status_code = 502
+
+
+class ModelsUnavailable(ServiceError):
+    """Triton or one of the models is not reachable or not ready yet."""
+
+    status_code = 503
+
+
+class InferenceTimeout(ServiceError):
+    """Triton did not answer within the per-request timeout."""
+
+    status_code = 504
