@@ -34,7 +34,7 @@ from torch import nn
 from scripts.hmr2.body_model import BodyModel
 from scripts.hmr2.checkpoint import load_official_checkpoint
 from scripts.hmr2.network import HMR2Config, HMR2Network
-from scripts.hmr2.recipe import recipe_state_dict, standin_mean_params
+from scripts.hmr2.recipe import recipe_network, standin_mean_params
 from scripts.hmr2.smpl_file import load_smpl
 from tracker_service.model_spec import HMR2, SMPL, ModelSpec
 
@@ -79,14 +79,12 @@ def build_network(
     config: HMR2Config, *, weights: str, checkpoint: Path | None = None
 ) -> HMR2Network:
     """HMR2 with generated recipe weights or the official checkpoint's, in eval mode."""
+    if weights == "generated":
+        return recipe_network(config, standin_mean_params())
+    if checkpoint is None:
+        raise ValueError("--weights checkpoint needs --checkpoint PATH")
     network = HMR2Network(config)
-    if weights == "checkpoint":
-        if checkpoint is None:
-            raise ValueError("--weights checkpoint needs --checkpoint PATH")
-        load_official_checkpoint(network, checkpoint)
-    else:
-        shapes = {k: tuple(v.shape) for k, v in network.state_dict().items()}
-        network.load_state_dict(recipe_state_dict(shapes, standin_mean_params()), strict=True)
+    load_official_checkpoint(network, checkpoint)
     return network.eval()
 
 

@@ -1,0 +1,137 @@
+"""Per-crop latency of HMR2 in PyTorch eager, ONNX Runtime and through Triton, and peak memory.
+
+Each engine runs in its own process, so its peak resident memory is its own. The network is
+the exported one in ``model_repository/hmr2`` (``make models``: full size, generated weights);
+the PyTorch figures use the same weights. Prints a Markdown table and writes it, with the
+machine's name, to ``docs/benchmark_hmr2.md`` (and the raw figures to ``.json``).
+
+Example:
+    python -m scripts.benchmark_hmr2 --batches 1 8 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path("model_repository")
+SMPL_DIR = Path("build/smpl")
+
+
+def _time(run: Callable[[np.ndarray], object], batch: int, repeats: int) -> list[float]:
+    crops = np.random.default_rng(0).standard_normal((batch, 3, 256, 192)).astype(np.float32)
+    run(crops)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(crops)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _pytorch(batches: Sequence[int], repeats: int, config: str) -> dict:
+    import torch
+
+    from scripts.export_hmr2 import ServedHMR2, build_network
+    from scripts.hmr2.body_model import BodyModel
+    from scripts.hmr2.network import HMR2Config
+    from scripts.hmr2.smpl_file import load_smpl
+
+    network = build_network(getattr(HMR2Config, config)(), weights="generated")
+    body = BodyModel(load_smpl(SMPL_DIR / "SMPL_NEUTRAL.npz", SMPL_DIR / "SMPL_to_J19.pkl"))
+    served = ServedHMR2(network, body).eval()
+
+    def run(crops: np.ndarray) -> object:
+        with torch.no_grad():
+            return served(torch.from_numpy(crops))
+
+    return {b: _time(run, b, repeats) for b in batches}
+
+
+def _onnxruntime(batches: Sequence[int], repeats: int, config: str) -> dict:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(REPO / "hmr2/1/model.onnx"), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return {b: _time(lambda c: session.run(None, {name: c}), b, repeats) for b in batches}
+
+
+def _triton(batches: Sequence[int], repeats: int, config: str) -> dict:
+    from scripts.model_repository import build_local_repository
+    from scripts.triton_server import LocalTritonServer
+    from tracker_service.inference import TritonModels
+
+    local = build_local_repository(REPO, Path("build/triton_repository"))
+    with LocalTritonServer(repository=local, models=("hmr2",)) as server:
+        server.wait_ready(timeout_s=600)
+        models = TritonModels(server.grpc_url, timeout_s=600)
+        result = {b: _time(models.hmr2, b, repeats) for b in batches}
+        result["server_peak_rss_mb"] = server.peak_rss_mb()
+        models.close()
+    return result
+
+
+ENGINES = {"PyTorch eager": _pytorch, "ONNX Runtime": _onnxruntime, "Triton (gRPC)": _triton}
+
+
+def _child(engine: str, batches: Sequence[int], repeats: int, config: str) -> dict:
+    result = ENGINES[engine](batches, repeats, config)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--config", choices=["full", "tiny"], default="full")
+    parser.add_argument("--engines", nargs="+", choices=list(ENGINES), default=list(ENGINES))
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmark_hmr2.md"))
+    args = parser.parse_args(argv)
+
+    machine = f"{platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} cores"
+    rows, raw = [], {}
+    for engine in args.engines:
+        print(f"running {engine} ...", flush=True)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            result = pool.apply(_child, (engine, args.batches, args.repeats, args.config))
+        raw[engine] = result
+        peak = result["peak_rss_mb"] + result.get("server_peak_rss_mb", 0.0)
+        for b in args.batches:
+            per_crop = 1000 * statistics.median(result[b]) / b
+            rows.append(f"| {engine} | {b} | {per_crop:.0f} | {peak:.0f} |")
+            print(rows[-1], flush=True)
+    table = "\n".join(
+        [
+            f"HMR2 ({args.config} size, float32) per-crop latency, median of {args.repeats} runs "
+            f"after one warm-up, on {machine} (CPU).",
+            "Command: `python -m scripts.benchmark_hmr2"
+            f" --batches {' '.join(map(str, args.batches))} --repeats {args.repeats}`",
+            "",
+            "| engine | batch | ms per crop | peak memory (MB) |",
+            "| --- | --- | --- | --- |",
+            *rows,
+            "",
+            "Peak memory is the engine process's peak resident set (for Triton: the client "
+            "process plus the server and its Python-backend stub).",
+        ]
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, **raw}, indent=2))
+    print(f"\n{table}\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
