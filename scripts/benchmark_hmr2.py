@@ -70,9 +70,13 @@ def _triton(batches: Sequence[int], repeats: int, config: str) -> dict:
     from scripts.triton_server import LocalTritonServer
     from tracker_service.inference import TritonModels
 
-    local = build_local_repository(REPO, Path("build/triton_repository"))
-    with LocalTritonServer(repository=local, models=("hmr2",)) as server:
-        server.wait_ready(timeout_s=600)
+    local = Path("build/triton_repository")
+    build_local_repository(REPO, local)
+    server = LocalTritonServer(
+        repository=local, models=("hmr2",), log_file=Path("build/tritonserver.log"),
+        startup_timeout_s=900,
+    )
+    with server:
         models = TritonModels(server.grpc_url, timeout_s=600)
         result = {b: _time(models.hmr2, b, repeats) for b in batches}
         result["server_peak_rss_mb"] = server.peak_rss_mb()

@@ -75,10 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path("build").mkdir(exist_ok=True)
         video = synthetic_clip(Path("build/demo_clip.avi"))
         print(f"{SHARED_VIDEO} is absent: using a synthetic clip, {video}")
-    local = build_local_repository(args.repository, Path("build/triton_repository"))
-    with LocalTritonServer(repository=local, models=tuple(MODELS)) as server:
-        start = time.perf_counter()
-        server.wait_ready(timeout_s=600)
+    local = Path("build/triton_repository")
+    missing = set(MODELS) - set(build_local_repository(args.repository, local))
+    if missing:
+        raise SystemExit(f"models not built: {', '.join(sorted(missing))}; run `make models`")
+    start = time.perf_counter()
+    server = LocalTritonServer(
+        repository=local, models=tuple(MODELS), log_file=Path("build/tritonserver.log"),
+        startup_timeout_s=900,
+    )
+    with server:
         print(f"Triton ready in {time.perf_counter() - start:.1f} s at {server.grpc_url}")
         models = TritonModels(server.grpc_url, timeout_s=600)
         totals = []
