@@ -7,6 +7,7 @@ machine's name, to ``docs/benchmark_hmr2.md`` (and the raw figures to ``.json``)
 
 Example:
     python -m scripts.benchmark_hmr2 --batches 1 8 --repeats 3
+
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def _pytorch(batches: Sequence[int], repeats: int, config: str) -> dict:
 def _onnxruntime(batches: Sequence[int], repeats: int, config: str) -> dict:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(REPO / "hmr2/1/model.onnx"), providers=["CPUExecutionProvider"])
+    path = str(REPO / "hmr2/1/model.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return {b: _time(lambda c: session.run(None, {name: c}), b, repeats) for b in batches}
 

@@ -110,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" ({1000 * (t3 - t2) / max(len(boxes), 1):.0f} ms/person){depth}"
             )
         models.close()
-    print(f"{len(totals)} frames from {video}: {1000 * np.mean(totals):.0f} ms per frame on average")
+    mean_ms = 1000 * np.mean(totals)
+    print(f"{len(totals)} frames from {video}: {mean_ms:.0f} ms per frame on average")
     return 0
 
 

@@ -14,6 +14,7 @@ Examples:
         --extra-regressor build/smpl/SMPL_to_J19.pkl
     python -m scripts.export_hmr2 --weights checkpoint --checkpoint epoch=35-step=1000000.ckpt \
         --smpl SMPL_NEUTRAL.pkl --extra-regressor SMPL_to_J19.pkl --fp16
+
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,7 +56,7 @@ class ServedHMR2(nn.Module):
         self.fp16 = fp16
 
     def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Outputs in the order of ``HMR2.outputs`` (float32 whatever the network's precision)."""
+        """Run the network and body model; outputs in ``HMR2.outputs`` order, float32."""
         out = self.network(crops.half() if self.fp16 else crops)
         params = [t.float() for t in (out.global_orient, out.body_pose, out.betas, out.pred_cam)]
         vertices, joints, keypoints = self.body_model(*params[:3])
@@ -71,7 +73,7 @@ class ServedSMPL(nn.Module):
     def forward(
         self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
-        """Outputs in the order of ``SMPL.outputs``."""
+        """Run the body model; outputs in ``SMPL.outputs`` order."""
         return tuple(self.body_model(global_orient, body_pose, betas))
 
 
@@ -96,7 +98,10 @@ def export_model(module: nn.Module, spec: ModelSpec, example: tuple[torch.Tensor
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     dynamic = {name: {0: "batch"} for name in (*spec.input_names, *spec.output_names)}
-    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter (dynamo=False) is deprecated but needs no onnxscript and
+        # gives a graph ONNX Runtime and TensorRT run well; torch is pinned, so it stays.
+        warnings.simplefilter("ignore", DeprecationWarning)
         exported = Path(tmp) / "model.onnx"
         torch.onnx.export(
             module.eval(),
@@ -119,6 +124,8 @@ def export_model(module: nn.Module, spec: ModelSpec, example: tuple[torch.Tensor
         all_tensors_to_one_file=True,
         location=data_file.name,
     )
+    for written in (path, data_file) if external else (path,):
+        written.chmod(0o644)  # onnx writes the data file 0600; Triton's container user reads it
     log.info("wrote %s%s", path, f" + {data_file.name}" if external else "")
 
 

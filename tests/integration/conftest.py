@@ -1,24 +1,29 @@
 """A real local ``tritonserver`` for the integration tests, started once per session.
 
-The server serves a local repository built from the fixture
-``production_repository`` (a folder in the production layout,
-``<name>/config.pbtxt`` + ``<name>/1/model.onnx``). Override that fixture to
-serve the exported models; the one here is for testing the infrastructure.
+The server serves a local repository derived from the fixture ``production_repository``
+(the production layout, ``<name>/config.pbtxt`` + ``<name>/1/model.onnx``) holding the
+real exported graphs.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import helper, numpy_helper
 
+from scripts.export_hmr2 import (
+    ServedHMR2,
+    ServedSMPL,
+    build_network,
+    export_model,
+    random_crops,
+)
+from scripts.hmr2.body_model import BodyModel
+from scripts.hmr2.network import HMR2Config
+from scripts.make_standin_smpl import make_standin
 from scripts.model_repository import (
     ONNX_FILENAME,
     VERSION,
@@ -26,70 +31,50 @@ from scripts.model_repository import (
     write_production_repository,
 )
 from scripts.triton_server import DEFAULT_VENV, LocalTritonServer
-from tracker_service.model_spec import MODELS, ModelSpec, TensorSpec
+from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DETECTOR_ONNX = REPO_ROOT / "model_repository" / PERSON_DETECTOR.name / "1" / "model.onnx"
 
 #: How long the server may take to load every model and become ready.
 STARTUP_TIMEOUT_S = 120.0
 
 
-def _value_info(tensor: TensorSpec) -> onnx.ValueInfoProto:
-    """Graph input/output with a symbolic batch axis."""
-    elem = helper.np_dtype_to_tensor_dtype(tensor.np_dtype)
-    return helper.make_tensor_value_info(tensor.name, elem, ["batch", *tensor.dims])
+def export_tiny_models(root: Path) -> None:
+    """Export the real HMR2 graph (tiny configuration, generated weights) and body model.
 
-
-def linear_stand_in(spec: ModelSpec, path: Path, *, seed: int = 0) -> None:
-    """Write a small real ONNX graph with the spec's exact inputs and outputs.
-
-    INFRASTRUCTURE TEST ONLY: every output is a random linear map of all the
-    (float) inputs, flattened and concatenated; it has no meaning. Weights are
-    stored as external data beside the model, as for the full-size hmr2.
+    Same code as the full-size export, narrower and shallower so that tests run in seconds;
+    the body model is the generated stand-in with the official SMPL layout.
     """
-    if any(t.dtype != "TYPE_FP32" for t in spec.inputs):
-        raise ValueError(f"{spec.name}: the linear stand-in needs FP32 inputs")
-    rng = np.random.default_rng(seed)
-    features = sum(math.prod(t.dims) for t in spec.inputs)
-    nodes = [helper.make_node("Flatten", [t.name], [f"{t.name}_in"], axis=1) for t in spec.inputs]
-    nodes.append(
-        helper.make_node("Concat", [f"{t.name}_in" for t in spec.inputs], ["features"], axis=1)
-    )
-    initializers = []
-    for t in spec.outputs:
-        size = math.prod(t.dims)
-        weight = rng.normal(0.0, 1.0 / math.sqrt(features), (features, size)).astype(np.float32)
-        initializers += [
-            numpy_helper.from_array(weight, f"{t.name}_weight"),
-            numpy_helper.from_array(np.array([-1, *t.dims], dtype=np.int64), f"{t.name}_shape"),
-        ]
-        nodes += [
-            helper.make_node("MatMul", ["features", f"{t.name}_weight"], [f"{t.name}_out"]),
-            helper.make_node("Reshape", [f"{t.name}_out", f"{t.name}_shape"], [t.name]),
-        ]
-
-    graph = helper.make_graph(
-        nodes,
-        f"{spec.name}_infrastructure_stand_in",
-        [_value_info(t) for t in spec.inputs],
-        [_value_info(t) for t in spec.outputs],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, path, save_as_external_data=True, location=f"{path.name}.data")
+    body_model = BodyModel(make_standin()).eval()
+    network = build_network(HMR2Config.tiny(), weights="generated")
+    crops = (random_crops(2),)
+    served = ServedHMR2(network, body_model)
+    export_model(served, HMR2, crops, root / HMR2.name / VERSION / ONNX_FILENAME)
+    params = tuple(t.detach() for t in served(*crops)[:3])
+    export_model(ServedSMPL(body_model), SMPL, params, root / SMPL.name / VERSION / ONNX_FILENAME)
 
 
 @pytest.fixture(scope="session")
 def production_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A production-layout repository to serve.
+    """The production repository the tests serve: every model, real graphs.
 
-    INFRASTRUCTURE TEST ONLY: the generated configs of every model, and a
-    random linear stand-in graph (``linear_stand_in``) for ``smpl`` only, so
-    only ``smpl`` is served. Override this fixture with the exported models.
+    HMR2 and the body model are exported here (tiny HMR2); the offline person detector is
+    the one ``make models`` built into ``model_repository/`` (required: building it needs
+    TensorFlow, in its own environment).
     """
+    detector = DETECTOR_ONNX
+    if not detector.exists():
+        reason = f"{detector} is missing: run `make models` to build the offline detector"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     root = tmp_path_factory.mktemp("production_repository")
     write_production_repository(root)
-    linear_stand_in(MODELS["smpl"], root / "smpl" / VERSION / ONNX_FILENAME)
+    export_tiny_models(root)
+    (root / PERSON_DETECTOR.name / VERSION).mkdir()
+    for item in detector.parent.iterdir():
+        (root / PERSON_DETECTOR.name / VERSION / item.name).symlink_to(item.resolve())
     return root
 
 
