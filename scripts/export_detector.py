@@ -71,6 +71,15 @@ _INPUT_HW = PERSON_DETECTOR.inputs[0].dims[:2]
 _MAX_DETECTIONS = PERSON_DETECTOR.outputs[1].dims[0]
 
 
+class ExportCheckError(RuntimeError):
+    """The exported graph breaks the contract or disagrees with its framework reference."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ExportCheckError(message)
+
+
 # --------------------------------------------------------------------------- offline (TF)
 
 
@@ -272,7 +281,7 @@ def save_with_contract(model, out: Path) -> None:
 
     Args:
         model: The converted ``onnx.ModelProto`` (inputs and outputs already named).
-        out: Destination; written through a temporary file, then renamed.
+        out: Destination file.
 
     Raises:
         ValueError: If the graph's inputs or outputs are not the contract's, by name.
@@ -294,14 +303,11 @@ def save_with_contract(model, out: Path) -> None:
         for size in spec.dims:
             shape.dim.add().dim_value = size
     onnx.checker.check_model(model, full_check=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".partial")
-    onnx.save(model, partial)
-    partial.replace(out)
+    onnx.save(model, out)
 
 
 def synthetic_images(batch: int, seed: int = 0) -> np.ndarray:
-    """Deterministic test images ``[batch, H, W, 3]``: dark stick figures on plain backgrounds.
+    """Deterministic test images ``[batch, H, W, 3]``: dark stick figures on noisy backgrounds.
 
     Both detectors find some of these figures, so the checks compare real detections and
     padding rather than empty outputs.
@@ -312,7 +318,8 @@ def synthetic_images(batch: int, seed: int = 0) -> np.ndarray:
     in_h, in_w = _INPUT_HW
     images = []
     for _ in range(batch):
-        image = np.full((in_h, in_w, 3), rng.integers(150, 230, 3), np.uint8)
+        texture = rng.normal(0, 12, size=(in_h, in_w, 3))  # no flat areas: no score ties
+        image = np.clip(rng.integers(150, 230, 3) + texture, 0, 255).astype(np.uint8)
         for _ in range(rng.integers(2, 6)):
             h = int(rng.uniform(80, min(in_h, 300)))
             w = h // 4
@@ -344,38 +351,40 @@ def verify(
         Measured maximum differences and ONNX Runtime milliseconds per image (batch 1, 4).
 
     Raises:
-        AssertionError: If a check fails.
+        ExportCheckError: If a check fails.
 
     """
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (graph_input,) = session.get_inputs()
-    assert graph_input.name == PERSON_DETECTOR.input_names[0], graph_input.name
-    assert graph_input.type == "tensor(uint8)", graph_input.type
-    assert [o.name for o in session.get_outputs()] == list(PERSON_DETECTOR.output_names)
+    _check(graph_input.name == PERSON_DETECTOR.input_names[0], f"input {graph_input.name}")
+    _check(graph_input.type == "tensor(uint8)", f"input type {graph_input.type}")
+    output_names = [o.name for o in session.get_outputs()]
+    _check(output_names == list(PERSON_DETECTOR.output_names), f"outputs {output_names}")
 
     images = synthetic_images(2)
     boxes, scores = session.run(None, {graph_input.name: images})
     for array, spec in zip((boxes, scores), PERSON_DETECTOR.outputs, strict=True):
-        assert array.dtype == spec.np_dtype, (spec.name, array.dtype)
-        assert array.shape == (2, *spec.dims), (spec.name, array.shape)
-    assert np.all(np.diff(scores, axis=1) <= 0) and np.all((scores >= 0) & (scores <= 1))
-    assert np.all(boxes[scores == 0] == 0), "padding boxes must be zero"
-    assert np.any(scores >= SCORE_FLOOR), "no detection on the test images: checks would be empty"
+        _check(array.dtype == spec.np_dtype, f"{spec.name} dtype {array.dtype}")
+        _check(array.shape == (2, *spec.dims), f"{spec.name} shape {array.shape}")
+    _check(bool(np.all(np.diff(scores, axis=1) <= 0)), "scores not sorted, best first")
+    _check(bool(np.all((scores >= 0) & (scores <= 1))), "scores outside [0, 1]")
+    _check(bool(np.all(boxes[scores == 0] == 0)), "padding boxes must be zero")
+    _check(bool(np.any(scores >= SCORE_FLOOR)), "no detection on the test images: empty checks")
 
     ref_boxes, ref_scores = reference(images)
     score_diff = float(np.abs(scores - ref_scores).max())
     box_diff = float(np.abs(boxes - ref_boxes).max())
-    assert score_diff <= TOLERANCE, f"scores differ from the reference by {score_diff}"
-    assert box_diff <= TOLERANCE * max(_INPUT_HW), f"boxes differ by {box_diff} px"
+    _check(score_diff <= TOLERANCE, f"scores differ from the reference by {score_diff}")
+    _check(box_diff <= TOLERANCE * max(_INPUT_HW), f"boxes differ by {box_diff} px")
 
     singles = [session.run(None, {graph_input.name: images[i : i + 1]}) for i in range(2)]
     batch_diff = max(
         float(np.abs(np.concatenate([s[k] for s in singles]) - out).max())
         for k, out in enumerate((boxes, scores))
     )
-    assert batch_diff <= TOLERANCE, f"batch of 2 differs from singles by {batch_diff}"
+    _check(batch_diff <= TOLERANCE, f"batch of 2 differs from singles by {batch_diff}")
 
     timings = {}
     for batch in (1, 4):
@@ -405,15 +414,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out.exists() and not args.force:
         log.info("%s exists, nothing to do (--force rebuilds it)", args.out)
         return 0
+    # Built and verified under a temporary name: a failed build leaves no file to skip next time.
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    partial = args.out.with_name(args.out.name + ".partial")
     start = time.perf_counter()
-    if args.source == "offline":
-        reference = export_offline(args.out)
-    else:
-        reference = export_production(args.out, args.checkpoint)
-    log.info("wrote %s in %.1f s; verifying", args.out, time.perf_counter() - start)
-    figures = verify(args.out, reference)
-    print(f"{args.out}: {args.source} detector, contract verified; "
-          + ", ".join(f"{k}={v:.3g}" for k, v in figures.items()))
+    try:
+        if args.source == "offline":
+            reference = export_offline(partial)
+        else:
+            reference = export_production(partial, args.checkpoint)
+        log.info("converted in %.1f s; verifying", time.perf_counter() - start)
+        figures = verify(partial, reference)
+        partial.replace(args.out)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(
+        f"{args.out}: {args.source} detector, contract verified; "
+        + ", ".join(f"{k}={v:.3g}" for k, v in figures.items())
+    )
     return 0
 
 

@@ -74,8 +74,9 @@ def test_boxes_to_frame_inverts_the_letterbox_transform(frame_wh):
     boxes = np.hstack([xy1, xy1 + rng.uniform(1, [w / 2, h / 2], size=(50, 2))]).astype(np.float32)
     _, scale, (px, py) = letterbox(np.zeros((h, w, 3), np.uint8), INPUT_HW)
     in_input = boxes * scale + np.array([px, py, px, py], np.float32)
-    np.testing.assert_allclose(boxes_to_frame(in_input, scale, (px, py), frame_wh), boxes,
-                               rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(
+        boxes_to_frame(in_input, scale, (px, py), frame_wh), boxes, rtol=1e-5, atol=1e-3
+    )
 
 
 def test_boxes_to_frame_clips_to_the_frame():

@@ -3,9 +3,12 @@
 The ONNX file is built by ``make models`` (``scripts/export_detector.py --source offline``);
 these tests skip when it is absent. Figures measured when written: frame 200 of vtest.avi,
 5 of 7 people at score >= 0.3 and IoU >= 0.5 (the far couple at the top right, about 56 px
-tall, scores 0.13 and below); runner.mp4, the runner found in 180 of 180 frames.
+tall, scores 0.13 and below); runner.mp4, the runner found in 180 of 180 frames. To see
+the figures: ``pytest tests/unit/test_person_detector_offline.py -o log_cli=true
+--log-cli-level=INFO``.
 """
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,8 @@ import pytest
 from tests.conftest import REPO_ROOT, shared_path
 from tracker_service.detection import boxes_to_frame, filter_detections, letterbox
 from tracker_service.model_spec import DETECTOR_INPUT_HW, PERSON_DETECTOR
+
+log = logging.getLogger(__name__)
 
 MODEL = REPO_ROOT / "model_repository" / PERSON_DETECTOR.name / "1" / "model.onnx"
 #: The recommended service defaults for the offline detector (docs/detector.md).
@@ -124,6 +129,12 @@ def test_frame_200_people(session):
     frame = next(read_frames(shared_path("media", "vtest.avi"), start=200))
     ((boxes, scores),) = detect(session, [frame])
     matched = greedy_matches(FRAME_200_PEOPLE, boxes, min_iou=0.5)
+    log.info(
+        "frame 200: %d of 7 people found, %d other detections, scores %s",
+        matched,
+        len(boxes) - matched,
+        [round(float(s), 2) for s in scores],
+    )
     assert matched >= 5, f"found {matched} of 7 people; scores {np.round(scores, 2)}"
     assert len(boxes) - matched <= 1, f"{len(boxes) - matched} false positives"
 
@@ -137,5 +148,6 @@ def test_runner_found_in_nearly_every_frame(session):
             heights = boxes[:, 3] - boxes[:, 1]
             found += bool(np.any(heights >= 0.3 * frame.shape[0]))
         total += len(batch)
+    log.info("runner found in %d of %d frames (%.1f %%)", found, total, 100 * found / total)
     assert total == 180
     assert found >= 0.95 * total, f"runner found in {found} of {total} frames"
