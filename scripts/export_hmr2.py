@@ -38,7 +38,7 @@ from scripts.hmr2.checkpoint import load_official_checkpoint
 from scripts.hmr2.network import HMR2Config, HMR2Network
 from scripts.hmr2.recipe import recipe_network, standin_mean_params
 from scripts.hmr2.smpl_file import load_smpl
-from tracker_service.model_spec import HMR2, SMPL, ModelSpec
+from tracker_service.model_spec import HMR2, SMPL, SMPL_FACES_FILE, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,20 @@ def export_model(module: nn.Module, spec: ModelSpec, example: tuple[torch.Tensor
     log.info("wrote %s%s", path, f" + {data_file.name}" if external else "")
 
 
+def write_faces(faces: np.ndarray, repository: Path) -> Path:
+    """Write the mesh triangles beside the body model: ``<repository>/smpl/1/faces.npy``.
+
+    The triangles never change and are no Triton output; the service reads this file once
+    at start to answer ``mesh_faces_data``.
+    """
+    path = repository / SMPL.name / "1" / SMPL_FACES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.asarray(faces, dtype=np.int32))
+    path.chmod(0o644)
+    log.info("wrote %s", path)
+    return path
+
+
 def max_difference(
     module: nn.Module, path: Path, spec: ModelSpec, example: tuple[torch.Tensor, ...]
 ) -> float:
@@ -157,14 +171,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--fp16", action="store_true", help="HMR2 network in float16 (GPU)")
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime check")
+    parser.add_argument(
+        "--faces-only", action="store_true", help="only write smpl/1/faces.npy from --smpl"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.manual_seed(0)
+    smpl_data = load_smpl(args.smpl, args.extra_regressor)
+    write_faces(smpl_data.faces, args.repository)
+    if args.faces_only:
+        return 0
 
     start = time.perf_counter()
     config = HMR2Config.full() if args.config == "full" else HMR2Config.tiny()
     network = build_network(config, weights=args.weights, checkpoint=args.checkpoint)
-    body_model = BodyModel(load_smpl(args.smpl, args.extra_regressor)).eval()
+    body_model = BodyModel(smpl_data).eval()
     log.info("built HMR2 (%s, %s weights) in %.1f s", args.config, args.weights,
              time.perf_counter() - start)
 

@@ -104,6 +104,11 @@ HMR2_CROP_SIZE = 256
 #: Number of SMPL mesh vertices and joints.
 SMPL_VERTICES = 6890
 SMPL_JOINTS = 24
+#: Number of SMPL mesh triangles. The triangles are no Triton output (they never change):
+#: the exporter writes them beside the body model, ``<repository>/smpl/1/faces.npy``
+#: ((13776, 3) int32), and the service reads that file once at start.
+SMPL_FACES = 13776
+SMPL_FACES_FILE = "faces.npy"
 #: HMR2's 44 keypoints: 25 OpenPose BODY_25 + 19 extra joints.
 HMR2_KEYPOINTS = 44
 #: Length of the appearance embedding HMR2 outputs for the tracker.

@@ -20,6 +20,7 @@ from scripts.export_hmr2 import (
     build_network,
     export_model,
     random_crops,
+    write_faces,
 )
 from scripts.hmr2.body_model import BodyModel
 from scripts.hmr2.network import HMR2Config
@@ -46,7 +47,9 @@ def export_tiny_models(root: Path) -> None:
     Same code as the full-size export, narrower and shallower so that tests run in seconds;
     the body model is the generated stand-in with the official SMPL layout.
     """
-    body_model = BodyModel(make_standin()).eval()
+    standin = make_standin()
+    write_faces(standin.faces, root)
+    body_model = BodyModel(standin).eval()
     network = build_network(HMR2Config.tiny(), weights="generated")
     crops = (random_crops(2),)
     served = ServedHMR2(network, body_model)
