@@ -1,16 +1,12 @@
 import logging
-import time
 
 import numpy as np
 import pytest
 
+from scripts import score_mot
 from tests.conftest import shared_path
 from tracker_service import mot
-from tracker_service.tracking import PhalpTracker, TrackerConfig
-
-# py-motmetrics 1.4 calls np.asfarray, which numpy 2 removed: restore it for this module only.
-np.asfarray = getattr(np, "asfarray", lambda a, dtype=np.float64: np.asarray(a, dtype=dtype))
-mm = pytest.importorskip("motmetrics")
+from tracker_service.tracking import PhalpTracker
 
 logger = logging.getLogger(__name__)
 
@@ -56,21 +52,6 @@ def test_image_size_argument_is_validated(tmp_path):
         mot.main(["--det", "x", "--out", "y", "--image-size", "big"])
 
 
-def score(sequence: str, rows: list[mot.ResultRow]) -> dict[str, float]:
-    """IDF1, MOTA and identity switches, IoU distance with max 0.5 as MOTChallenge."""
-    gt = np.loadtxt(shared_path("mot15", sequence, "gt.txt"), delimiter=",")
-    result = np.array(rows, dtype=float).reshape(-1, 6)
-    accumulator = mm.MOTAccumulator(auto_id=False)
-    for frame in range(1, int(gt[:, 0].max()) + 1):
-        truth, ours = gt[gt[:, 0] == frame], result[result[:, 0] == frame]
-        distances = mm.distances.iou_matrix(truth[:, 2:6], ours[:, 2:6], max_iou=0.5)
-        accumulator.update(truth[:, 1].astype(int), ours[:, 1].astype(int), distances, frame)
-    summary = mm.metrics.create().compute(
-        accumulator, metrics=["idf1", "mota", "num_switches"], name=sequence
-    )
-    return summary.iloc[0].to_dict()
-
-
 @pytest.mark.parametrize(
     ("sequence", "min_idf1", "min_mota"),
     [
@@ -83,12 +64,7 @@ def score(sequence: str, rows: list[mot.ResultRow]) -> dict[str, float]:
     ],
 )
 def test_mot15_public_detections(sequence, min_idf1, min_mota, record_property):
-    frames = mot.read_detections(shared_path("mot15", sequence, "det.txt"))
-    tracker = PhalpTracker(TrackerConfig())
-    start = time.perf_counter()
-    rows = mot.track_sequence(frames, tracker, (480, 640))
-    fps = len(frames) / (time.perf_counter() - start)
-    metrics = score(sequence, rows)
+    metrics, fps = score_mot.run(shared_path("mot15", sequence))
     for name, value in metrics.items():
         record_property(name, value)
     record_property("frames_per_second", fps)
