@@ -37,3 +37,9 @@ class InferenceTimeout(ServiceError):
     """Triton did not answer within the per-request timeout."""
 
     status_code = 504
+
+
+class TooManySessions(ServiceError):
+    """Every session slot is busy with a request in flight: none can be evicted."""
+
+    status_code = 503

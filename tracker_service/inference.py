@@ -1,22 +1,31 @@
-"""The Triton boundary: typed calls to the served models over gRPC.
+"""The Triton boundary: typed calls to the served models over gRPC or HTTP.
 
-One ``TritonModels`` per application (the gRPC client is thread-safe). Every call has a
+One ``TritonModels`` per application. The gRPC client is thread-safe and shared; the HTTP
+client is not, so with ``protocol="http"`` each thread gets its own. Every call has a
 timeout; tritonclient's errors become the service's own (``errors.py``), chained.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tracker_service.errors import InferenceFailed, InferenceTimeout, ModelsUnavailable
 from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL, ModelSpec
 
 log = logging.getLogger(__name__)
+
+#: Timeout of the readiness calls (health checks must answer within the backend's 5 s).
+READY_TIMEOUT_S = 2.0
+_CLIENTS: dict[str, ModuleType] = {"grpc": grpcclient, "http": httpclient}
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class BodyMeshes:
         vertices: (n, 6890, 3) mesh vertices in metres, body frame.
         joints: (n, 24, 3) SMPL joints.
         keypoints_3d: (n, 44, 3) HMR2's keypoints (BODY_25 then 19 extra).
+
     """
 
     vertices: np.ndarray
@@ -45,6 +55,7 @@ class HMR2Result:
         pred_cam: (n, 3) crop camera (s, tx, ty).
         meshes: the body model run on those parameters.
         embedding: (n, D) unit-norm appearance embedding.
+
     """
 
     global_orient: np.ndarray
@@ -55,32 +66,130 @@ class HMR2Result:
     embedding: np.ndarray
 
 
-class TritonModels:
-    """Typed access to ``person_detector``, ``hmr2`` and ``smpl`` on one Triton server.
+@dataclass(frozen=True, kw_only=True)
+class ModelNames:
+    """The names the served models have on this Triton server (the spec's names by default)."""
 
-    Args:
-        url: Triton's gRPC address, ``host:port``.
-        timeout_s: Per-request timeout (gRPC's default would wait far too long).
+    detector: str = PERSON_DETECTOR.name
+    hmr2: str = HMR2.name
+    smpl: str = SMPL.name
+
+    def of(self, spec: ModelSpec) -> str:
+        """Return the served name of a model spec."""
+        return {PERSON_DETECTOR.name: self.detector, HMR2.name: self.hmr2, SMPL.name: self.smpl}[
+            spec.name
+        ]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether Triton can serve, per model.
+
+    Attributes:
+        models: served model name -> ready.
+        error: Why not everything is ready, or ``""``.
+
     """
 
-    def __init__(self, url: str, *, timeout_s: float = 30.0) -> None:
+    models: dict[str, bool] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def ready(self) -> bool:
+        """True when the server and every model are ready."""
+        return not self.error
+
+
+class TritonModels:
+    """Typed access to the person detector, HMR2 and the body model on one Triton server.
+
+    Args:
+        url: Triton's address, ``host:port`` (the gRPC port for ``grpc``, HTTP for ``http``).
+        protocol: ``"grpc"`` or ``"http"``.
+        timeout_s: Per-request timeout (gRPC's default would wait far too long).
+        names: The models' names on the server.
+
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        protocol: str = "grpc",
+        timeout_s: float = 30.0,
+        names: ModelNames | None = None,
+    ) -> None:
+        if protocol not in _CLIENTS:
+            raise ValueError(f"protocol must be one of {sorted(_CLIENTS)}, got {protocol!r}")
         self.url = url
+        self.protocol = protocol
         self.timeout_s = timeout_s
-        self._client = grpcclient.InferenceServerClient(url=url)
+        self.names = names or ModelNames()
+        self._module = _CLIENTS[protocol]
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._clients: list[Any] = []
+        self._shared = self._new_client() if protocol == "grpc" else None
+
+    def _new_client(self) -> Any:
+        if self.protocol == "grpc":
+            client = grpcclient.InferenceServerClient(url=self.url)
+        else:
+            client = httpclient.InferenceServerClient(
+                url=self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+            )
+        with self._lock:
+            self._clients.append(client)
+        return client
+
+    @property
+    def _client(self) -> Any:
+        if self._shared is not None:
+            return self._shared
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._new_client()
+        return client
+
+    def _timeout(self, seconds: float) -> dict[str, float]:
+        """Per-call timeout keyword (the HTTP client has its timeouts set at construction)."""
+        return {"client_timeout": seconds} if self.protocol == "grpc" else {}
 
     def close(self) -> None:
-        """Close the gRPC channel."""
-        self._client.close()
+        """Close every client this object opened."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
 
-    def not_ready_reason(self, models: tuple[str, ...] = ("person_detector", "hmr2", "smpl")) -> str:
-        """Why the models cannot serve now, or ``""`` when every one is ready."""
+    def readiness(self) -> Readiness:
+        """Ask Triton whether the server and each model are ready (never raises)."""
+        models = {name: False for name in (self.names.detector, self.names.hmr2, self.names.smpl)}
         try:
-            if not self._client.is_server_ready(client_timeout=self.timeout_s):
-                return f"Triton at {self.url} is not ready"
-            missing = [m for m in models if not self._client.is_model_ready(m, client_timeout=5.0)]
-        except InferenceServerException as exc:
-            return f"Triton at {self.url} is unreachable: {exc.message()}"
-        return f"models not ready on Triton: {', '.join(missing)}" if missing else ""
+            if not self._client.is_server_ready(**self._timeout(READY_TIMEOUT_S)):
+                return Readiness(models, f"Triton at {self.url} is not ready")
+            for name in models:
+                models[name] = bool(
+                    self._client.is_model_ready(name, **self._timeout(READY_TIMEOUT_S))
+                )
+        except (InferenceServerException, OSError) as exc:
+            return Readiness(models, f"Triton at {self.url} is unreachable: {_message(exc)}")
+        missing = [name for name, ready in models.items() if not ready]
+        error = f"models not ready on Triton: {', '.join(missing)}" if missing else ""
+        return Readiness(models, error)
+
+    def device(self) -> str:
+        """Where HMR2 runs: ``"cuda"`` for GPU instances, ``"cpu"``, or ``"unknown"``."""
+        try:
+            config = self._client.get_model_config(
+                self.names.hmr2, **({"as_json": True} if self.protocol == "grpc" else {}),
+                **self._timeout(READY_TIMEOUT_S),
+            )
+        except (InferenceServerException, OSError):
+            return "unknown"
+        config = config.get("config", config)
+        kinds = {group.get("kind", "KIND_AUTO") for group in config.get("instance_group", [])}
+        return "cuda" if "KIND_GPU" in kinds else "cpu" if kinds == {"KIND_CPU"} else "unknown"
 
     def detect(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the person detector.
@@ -90,6 +199,7 @@ class TritonModels:
 
         Returns:
             boxes (B, N, 4) x1, y1, x2, y2 in letterboxed pixels, and scores (B, N).
+
         """
         out = self._infer(PERSON_DETECTOR, images)
         return out["boxes"], out["scores"]
@@ -110,32 +220,45 @@ class TritonModels:
             embedding=out["embedding"],
         )
 
-    def smpl(self, global_orient: np.ndarray, body_pose: np.ndarray, betas: np.ndarray) -> BodyMeshes:
+    def smpl(
+        self, global_orient: np.ndarray, body_pose: np.ndarray, betas: np.ndarray
+    ) -> BodyMeshes:
         """Run the body model on n bodies given as rotation matrices and betas."""
         out = self._infer(SMPL, global_orient, body_pose, betas)
         return BodyMeshes(out["vertices"], out["joints"], out["keypoints_3d"])
 
     def _infer(self, spec: ModelSpec, *arrays: np.ndarray) -> dict[str, np.ndarray]:
+        name = self.names.of(spec)
         inputs = []
         for tensor, array in zip(spec.inputs, arrays, strict=True):
             array = np.ascontiguousarray(array, dtype=tensor.np_dtype)
-            item = grpcclient.InferInput(tensor.name, list(array.shape), tensor.client_dtype)
+            item = self._module.InferInput(tensor.name, list(array.shape), tensor.client_dtype)
             item.set_data_from_numpy(array)
             inputs.append(item)
-        outputs = [grpcclient.InferRequestedOutput(name) for name in spec.output_names]
+        outputs = [self._module.InferRequestedOutput(output) for output in spec.output_names]
         try:
             result = self._client.infer(
-                spec.name, inputs, outputs=outputs, client_timeout=self.timeout_s
+                name, inputs, outputs=outputs, **self._timeout(self.timeout_s)
             )
-        except InferenceServerException as exc:
-            raise _translate(spec.name, exc, self.timeout_s) from exc
-        return {name: result.as_numpy(name) for name in spec.output_names}
+        except (InferenceServerException, OSError) as exc:
+            raise _translate(name, exc, self.timeout_s) from exc
+        return {output: result.as_numpy(output) for output in spec.output_names}
 
 
-def _translate(model: str, exc: InferenceServerException, timeout_s: float) -> Exception:
-    status = str(exc.status() or "")
-    if "DEADLINE_EXCEEDED" in status:
+def _message(exc: Exception) -> str:
+    return exc.message() if isinstance(exc, InferenceServerException) else str(exc)
+
+
+def _translate(model: str, exc: Exception, timeout_s: float) -> Exception:
+    message = _message(exc) or type(exc).__name__
+    status = str(exc.status() or "") if isinstance(exc, InferenceServerException) else ""
+    if "DEADLINE_EXCEEDED" in status or isinstance(exc, TimeoutError) or "timed out" in message:
         return InferenceTimeout(f"Triton did not answer for {model} within {timeout_s:g} s")
-    if "UNAVAILABLE" in status or "not ready" in exc.message() or "unknown model" in exc.message():
-        return ModelsUnavailable(f"Triton cannot serve {model} now: {exc.message()}")
-    return InferenceFailed(f"Triton failed on {model}: {exc.message()}")
+    if (
+        "UNAVAILABLE" in status
+        or isinstance(exc, OSError)
+        or "not ready" in message
+        or "unknown model" in message
+    ):
+        return ModelsUnavailable(f"Triton cannot serve {model} now: {message}")
+    return InferenceFailed(f"Triton failed on {model}: {message}")

@@ -1,0 +1,140 @@
+"""The application factory and its endpoints, without Triton (Triton unreachable)."""
+
+import json
+import logging
+import socket
+
+import numpy as np
+import pytest
+
+from tracker_service.api.pose import parse_request
+from tracker_service.app import create_app
+from tracker_service.errors import BadRequest
+from tracker_service.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path):
+    faces = tmp_path / "faces.npy"
+    np.save(faces, np.zeros((13776, 3), np.int32))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return Settings(triton_url=f"127.0.0.1:{port}", smpl_faces=str(faces), max_body_bytes=1000)
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app(settings)
+    yield app
+    app.extensions["tracker"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def test_factory_builds_independent_apps(settings):
+    first, second = create_app(settings), create_app(settings)
+    assert first.extensions["tracker"] is not second.extensions["tracker"]
+    assert not first.debug and first.config["MAX_CONTENT_LENGTH"] == 1000
+    for app in (first, second):
+        app.extensions["tracker"].close()
+
+
+def test_missing_faces_file_fails_at_start(tmp_path):
+    with pytest.raises(FileNotFoundError, match="faces"):
+        create_app(Settings(smpl_faces=str(tmp_path / "none.npy")))
+
+
+def test_health_says_warming_up_while_triton_is_unreachable(client):
+    answer = client.get("/health")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["status"] == "warming_up" and body["ready"] is False
+    assert body["models"] == {"hmr2": "not_loaded", "vitdet": "not_loaded", "phalp": "not_loaded"}
+    assert "unreachable" in body["error"] and body["device"] == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "words"),
+    [
+        ({"data": b""}, 400, "JSON"),
+        ({"json": {"frame_number": 1}}, 400, "image_base64 is missing"),
+        ({"json": {"image_base64": "x" * 2000}}, 413, "Too Large"),
+        ({"json": {"image_base64": "aGVsbG8="}}, 503, "not ready"),
+    ],
+)
+def test_pose_errors_are_json_in_words(client, kwargs, status, words):
+    answer = client.post("/pose/hybrid", **kwargs)
+    assert answer.status_code == status and answer.is_json
+    assert set(answer.get_json()) == {"error"} and words in answer.get_json()["error"]
+
+
+def test_unknown_paths_and_methods_are_json(client):
+    assert client.get("/missing").status_code == 404 and client.get("/missing").is_json
+    answer = client.get("/pose/hybrid")
+    assert answer.status_code == 405 and "error" in answer.get_json()
+    assert "POST" in answer.headers["Allow"]
+
+
+def test_internal_error_is_logged_with_its_traceback_but_not_answered(app, client, caplog):
+    def explode(request):
+        raise RuntimeError("secret detail")
+
+    app.extensions["tracker"].answer = explode
+    with caplog.at_level(logging.ERROR):
+        answer = client.post("/pose/hybrid", json={"image_base64": "aGVsbG8="})
+    assert answer.status_code == 500
+    assert "secret detail" not in json.dumps(answer.get_json())
+    assert "internal error" in answer.get_json()["error"]
+    assert "secret detail" in caplog.text and "Traceback" in caplog.text
+
+
+def test_metrics_count_requests_by_endpoint_and_status(client):
+    client.get("/health")
+    client.post("/pose/hybrid", json={})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'tracker_requests_total{endpoint="/health",status="200"} 1.0' in text
+    assert 'tracker_requests_total{endpoint="/pose/hybrid",status="400"} 1.0' in text
+    assert "tracker_sessions 0.0" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "expected"),
+    [
+        ({"image_base64": "a"}, None, ("default", 0, False)),
+        ({"image_base64": "a", "frame_number": 7, "visualize": True}, None, ("default", 7, True)),
+        ({"image_base64": "a", "frame_number": "12"}, None, ("default", 12, False)),
+        ({"image_base64": "a", "frame_number": 3.0}, None, ("default", 3, False)),
+        ({"image_base64": "a", "session_id": "cam-1"}, None, ("cam-1", 0, False)),
+        ({"image_base64": "a"}, "cam-2", ("cam-2", 0, False)),
+        ({"image_base64": "a", "session_id": "cam-2"}, "cam-2", ("cam-2", 0, False)),
+    ],
+)
+def test_parse_request(body, header, expected):
+    request = parse_request(body, header)
+    assert (request.session_id, request.frame_number, request.visualize) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "words"),
+    [
+        (None, None, "JSON"),
+        ([], None, "JSON object"),
+        ({"image_base64": ""}, None, "missing"),
+        ({"image_base64": ["a"]}, None, "must be a string"),
+        ({"image_base64": "a", "frame_number": -2}, None, "frame_number"),
+        ({"image_base64": "a", "frame_number": 1.5}, None, "frame_number"),
+        ({"image_base64": "a", "frame_number": True}, None, "frame_number"),
+        ({"image_base64": "a", "visualize": "maybe"}, None, "visualize"),
+        ({"image_base64": "a", "session_id": "a/b"}, None, "session_id"),
+        ({"image_base64": "a", "session_id": "x" * 129}, None, "session_id"),
+        ({"image_base64": "a", "session_id": 5}, None, "session_id"),
+        ({"image_base64": "a", "session_id": "a"}, "b", "differ"),
+    ],
+)
+def test_parse_request_rejects(body, header, words):
+    with pytest.raises(BadRequest, match=words):
+        parse_request(body, header)

@@ -1,0 +1,142 @@
+import json
+import time
+
+import numpy as np
+import pytest
+
+from tracker_service.geometry import focal_length, project
+from tracker_service.legacy import AnswerEncoder, FrameInfo, build_answer, load_faces
+from tracker_service.pipeline import Body
+from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
+
+WIDTH, HEIGHT = 640, 480
+FACES = np.random.default_rng(1).integers(0, 6890, (13776, 3)).astype(np.int32)
+
+
+def make_body(track_id: int | None = 1, detected: bool = True, seed: int = 0) -> Body:
+    rng = np.random.default_rng(seed)
+    return Body(
+        track_id=track_id,
+        detected=detected,
+        box=np.array([100.0, 50.0, 220.0, 400.0], np.float32),
+        confidence=0.87654321,
+        camera=np.array([0.1, -0.2, 20.0]),
+        crop_camera=np.array([1.1, 0.01, -0.02], np.float32),
+        joints=rng.normal(0, 0.4, (24, 3)).astype(np.float32),
+        vertices=rng.normal(0, 0.4, (6890, 3)).astype(np.float32),
+    )
+
+
+def info(tracked: bool = True) -> FrameInfo:
+    return FrameInfo(
+        frame_number=7, width=WIDTH, height=HEIGHT, focal=focal_length(WIDTH, HEIGHT),
+        session_id="default", model_version="test-1", tracked=tracked,
+    )
+
+
+def encode(answer: dict) -> dict:
+    answer["processing_time_ms"] = 12.5
+    return json.loads(AnswerEncoder(FACES).encode(answer))
+
+
+def test_answer_has_every_legacy_field_with_its_json_type():
+    body = make_body()
+    answer = encode(build_answer(info(), [make_body(2, seed=3), body], main=1))
+
+    expected_types = {
+        "frame_number": int, "frame_width": int, "frame_height": int,
+        "processing_time_ms": float, "model_version": str, "has_3d": bool, "keypoints": list,
+        "keypoint_count": int, "joints_3d_raw": list, "joint_angles_3d": dict,
+        "camera_translation": list, "scaled_focal_length": float, "camera_params": dict,
+        "mesh_vertices": int, "mesh_vertices_data": list, "mesh_faces_data": list,
+        "tracking_confidence": float,
+    }  # fmt: skip
+    for name, kind in expected_types.items():
+        assert isinstance(answer[name], kind), name
+    assert answer["error"] is None and "visualization" not in answer
+    assert (answer["frame_number"], answer["frame_width"], answer["frame_height"]) == (7, 640, 480)
+    assert answer["has_3d"] is True and answer["keypoint_count"] == 24
+    assert [k["name"] for k in answer["keypoints"]] == list(SMPL_JOINT_NAMES)
+    assert answer["mesh_vertices"] == 6890
+    assert np.array(answer["mesh_vertices_data"]).shape == (6890, 3)
+    np.testing.assert_array_equal(answer["mesh_faces_data"], FACES)
+    assert answer["camera_params"] == {
+        "scale": pytest.approx(1.1), "tx": pytest.approx(0.01), "ty": pytest.approx(-0.02),
+        "type": "weak_perspective",
+    }
+    assert answer["tracking_confidence"] == 0.8765
+    assert set(LEGACY_ANGLES) == set(answer["joint_angles_3d"])
+    assert answer["scaled_focal_length"] == round(5000 / 256 * 640, 2)
+    # additive
+    assert answer["track_id"] == 1 and answer["pose_source"] == "detected"
+    assert [t["track_id"] for t in answer["tracks"]] == [2, 1]
+    assert answer["tracked"] is True and answer["session_id"] == "default"
+
+
+def test_keypoints_are_the_joints_projected_with_the_full_camera():
+    body = make_body()
+    answer = encode(build_answer(info(), [body], main=0))
+    joints = body.joints.astype(np.float64)
+    pixels = project(joints[None], body.camera[None], focal_length(WIDTH, HEIGHT), (640, 480))[0]
+    for k, (x, y), (x3, y3, z3) in zip(answer["keypoints"], pixels, joints, strict=True):
+        assert (k["x"], k["y"]) == (pytest.approx(x, abs=0.006), pytest.approx(y, abs=0.006))
+        assert (k["x_3d"], k["y_3d"], k["z_3d"], k["z"]) == pytest.approx((x3, y3, z3, z3),
+                                                                          abs=6e-6)
+        assert k["confidence"] == answer["tracking_confidence"]
+    np.testing.assert_allclose(answer["joints_3d_raw"], joints, atol=6e-6)
+    np.testing.assert_allclose(answer["camera_translation"], body.camera)
+
+
+def test_predicted_body_is_flagged():
+    answer = encode(build_answer(info(), [make_body(detected=False)], main=0))
+    assert answer["pose_source"] == "predicted" and answer["has_3d"] is True
+    assert answer["tracks"][0]["pose_source"] == "predicted"
+
+
+def test_frame_without_anyone_keeps_the_types_with_empty_values():
+    answer = encode(build_answer(info(), [], main=None))
+    assert answer["has_3d"] is False and answer["error"] is None
+    assert answer["keypoints"] == [] and answer["keypoint_count"] == 0
+    assert answer["mesh_faces_data"] == [] and answer["mesh_vertices_data"] == []
+    assert answer["mesh_vertices"] == 0 and answer["tracks"] == []
+    assert answer["camera_params"]["type"] == "weak_perspective"
+
+
+def test_late_frame_is_answered_untracked():
+    answer = encode(build_answer(info(tracked=False), [make_body(track_id=None)], main=0))
+    assert answer["tracked"] is False and answer["track_id"] is None
+    assert answer["has_3d"] is True and answer["tracks"] == []
+
+
+def test_non_finite_values_are_refused_not_sent():
+    body = make_body()
+    body.vertices[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        AnswerEncoder(FACES).encode(build_answer(info(), [body], main=0))
+
+
+def test_full_answer_is_built_and_encoded_fast():
+    bodies = [make_body(i, seed=i) for i in range(10)]
+    encoder = AnswerEncoder(FACES)
+    encoder.encode(build_answer(info(), bodies, main=0))
+    start = time.perf_counter()
+    for _ in range(10):
+        encoder.encode(build_answer(info(), bodies, main=0))
+    assert (time.perf_counter() - start) / 10 < 0.05  # measured ≈ 6 ms here
+
+
+def test_load_faces(tmp_path):
+    path = tmp_path / "faces.npy"
+    np.save(path, FACES.astype(np.int64))
+    faces = load_faces(path)
+    assert faces.dtype == np.int32 and faces.shape == (13776, 3)
+    with pytest.raises(FileNotFoundError, match="TRACKER_SMPL_FACES"):
+        load_faces(tmp_path / "missing.npy")
+    np.save(path, FACES[:10])
+    with pytest.raises(ValueError, match=r"expected \(13776, 3\)"):
+        load_faces(path)
+    bad = FACES.copy()
+    bad[0, 0] = 6890
+    np.save(path, bad)
+    with pytest.raises(ValueError, match="vertex indices"):
+        load_faces(path)

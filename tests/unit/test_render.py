@@ -1,0 +1,39 @@
+import base64
+
+import cv2
+import numpy as np
+
+from tracker_service.geometry import focal_length
+from tracker_service.pipeline import Body
+from tracker_service.render import render
+
+
+def sphere_body(track_id, detected, x_offset):
+    rng = np.random.default_rng(track_id)
+    vertices = rng.normal(size=(6890, 3))
+    vertices = 0.5 * vertices / np.linalg.norm(vertices, axis=1, keepdims=True)
+    return Body(
+        track_id=track_id, detected=detected, box=np.array([100.0 + x_offset, 60, 220, 300]),
+        confidence=0.9, camera=np.array([x_offset / 100.0, 0.0, 12.0]),
+        crop_camera=np.array([1.0, 0.0, 0.0]), joints=rng.normal(0, 0.3, (24, 3)),
+        vertices=vertices,
+    )
+
+
+def test_render_draws_every_body_on_a_jpeg_of_the_frame():
+    frame = np.full((360, 480, 3), 40, np.uint8)
+    faces = np.random.default_rng(0).integers(0, 6890, (13776, 3))
+    bodies = [sphere_body(1, True, 0.0), sphere_body(2, False, 150.0)]
+    text = render(frame, bodies, main=0, focal=focal_length(480, 360), faces=faces)
+    drawn = cv2.imdecode(np.frombuffer(base64.b64decode(text), np.uint8), cv2.IMREAD_COLOR)
+    assert drawn.shape == frame.shape
+    changed = np.abs(drawn.astype(int) - 40).max(axis=2) > 60
+    assert changed[:, :300].any() and changed[:, 300:].any()
+    assert (frame == 40).all()  # the input is not drawn on
+
+
+def test_render_without_bodies_is_the_frame():
+    frame = np.full((40, 60, 3), 90, np.uint8)
+    text = render(frame, [], main=None, focal=100.0, faces=np.zeros((1, 3), int))
+    drawn = cv2.imdecode(np.frombuffer(base64.b64decode(text), np.uint8), cv2.IMREAD_COLOR)
+    assert np.abs(drawn.astype(int) - 90).max() <= 2

@@ -1,0 +1,54 @@
+"""The application factory: ``create_app(settings, models) -> Flask``.
+
+Nothing is created at import time. The factory builds the Triton client (unless given
+one), reads the mesh triangles, and keeps the one ``PoseService`` (pipeline, sessions,
+readiness, metrics) in ``app.extensions["tracker"]``.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from tracker_service.api import errors, health, metrics, pose
+from tracker_service.inference import ModelNames, TritonModels
+from tracker_service.legacy import load_faces
+from tracker_service.service import PoseService
+from tracker_service.settings import Settings
+
+
+def create_app(settings: Settings | None = None, models: TritonModels | None = None) -> Flask:
+    """Build the service's Flask application.
+
+    Args:
+        settings: The settings; defaults to :class:`Settings`'s defaults.
+        models: The Triton client; built from ``settings`` when None. Closed with the
+            application's service (``app.extensions["tracker"].close()``).
+
+    Returns:
+        The application (debug mode is never on).
+
+    Raises:
+        FileNotFoundError: The mesh triangles file ``settings.smpl_faces`` is missing.
+
+    """
+    settings = settings or Settings()
+    faces = load_faces(settings.smpl_faces)
+    if models is None:
+        models = TritonModels(
+            settings.triton_url,
+            protocol=settings.triton_protocol,
+            timeout_s=settings.triton_timeout_s,
+            names=ModelNames(
+                detector=settings.detector_model,
+                hmr2=settings.hmr2_model,
+                smpl=settings.smpl_model,
+            ),
+        )
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, TESTING=False)
+    app.extensions["tracker"] = PoseService(settings, models, faces)
+    errors.register_error_handlers(app)
+    metrics.init_app(app)
+    for blueprint in (pose.bp, health.bp, metrics.bp):
+        app.register_blueprint(blueprint)
+    return app

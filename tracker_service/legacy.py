@@ -1,0 +1,195 @@
+"""The legacy answer of ``POST /pose/hybrid``, built from the main subject's body.
+
+Field names, types and meanings are those of ``LEGACY_API.md``; additive fields say which
+track was answered, whether it was detected or predicted, and list every tracked person.
+
+JSON is built with numpy rounding and ``tolist()`` (no per-element Python work), and the
+mesh triangles, which never change, are serialised once at start and spliced into each
+answer (:class:`AnswerEncoder`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tracker_service.geometry import joint_angles, project
+from tracker_service.model_spec import SMPL_FACES, SMPL_VERTICES
+from tracker_service.pipeline import Body
+from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
+
+#: Decimals kept: pixels, metres, degrees, confidences.
+_PX, _M, _DEG, _CONF = 2, 5, 2, 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameInfo:
+    """What the answer says about the frame itself.
+
+    Attributes:
+        frame_number: Echoed from the request.
+        width: Decoded image width.
+        height: Decoded image height.
+        focal: Focal length of the full-image camera, pixels.
+        session_id: The session that tracked the frame.
+        model_version: Names the model set.
+        tracked: False for a late frame answered without the tracker.
+
+    """
+
+    frame_number: int
+    width: int
+    height: int
+    focal: float
+    session_id: str
+    model_version: str
+    tracked: bool
+
+
+def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> dict[str, Any]:
+    """Build the legacy answer, without ``processing_time_ms`` and the mesh triangles.
+
+    Args:
+        info: The frame.
+        bodies: Every body of the frame (the tracked people, or the one late body).
+        main: Index in ``bodies`` of the main subject, or None when there is nobody.
+
+    Returns:
+        The answer as a JSON-ready dict; :class:`AnswerEncoder` adds ``mesh_faces_data``.
+
+    """
+    answer: dict[str, Any] = {
+        "frame_number": info.frame_number,
+        "frame_width": info.width,
+        "frame_height": info.height,
+        "model_version": info.model_version,
+        "scaled_focal_length": round(info.focal, _PX),
+        "error": None,
+        "session_id": info.session_id,
+        "tracked": info.tracked,
+        "tracks": _tracks(bodies) if info.tracked else [],
+    }
+    if main is None:
+        answer.update(_NO_BODY)
+        return answer
+    body = bodies[main]
+    joints = np.asarray(body.joints, dtype=np.float64)
+    pixels = project(joints[None], body.camera[None], info.focal, (info.width, info.height))[0]
+    xy = np.round(pixels, _PX).tolist()
+    xyz = np.round(joints, _M).tolist()
+    confidence = round(float(np.clip(body.confidence, 0.0, 1.0)), _CONF)
+    keypoints = [
+        {
+            "name": name, "x": x, "y": y, "z": z3,
+            "x_3d": x3, "y_3d": y3, "z_3d": z3, "confidence": confidence,
+        }
+        for name, (x, y), (x3, y3, z3) in zip(SMPL_JOINT_NAMES, xy, xyz, strict=True)
+    ]  # fmt: skip
+    angles = joint_angles(joints[None], LEGACY_ANGLES)
+    scale, tx, ty = np.round(np.asarray(body.crop_camera, dtype=np.float64), _M).tolist()
+    answer.update(
+        {
+            "has_3d": True,
+            "keypoints": keypoints,
+            "keypoint_count": len(keypoints),
+            "joints_3d_raw": xyz,
+            "joint_angles_3d": {name: round(float(v[0]), _DEG) for name, v in angles.items()},
+            "camera_translation": np.round(body.camera.astype(np.float64), _M).tolist(),
+            "camera_params": {"scale": scale, "tx": tx, "ty": ty, "type": "weak_perspective"},
+            "mesh_vertices": len(body.vertices),
+            "mesh_vertices_data": np.round(body.vertices.astype(np.float64), _M).tolist(),
+            "tracking_confidence": confidence,
+            "track_id": body.track_id,
+            "pose_source": "detected" if body.detected else "predicted",
+        }
+    )
+    return answer
+
+
+#: The body fields of a frame without anyone to answer (same types, empty values).
+_NO_BODY: dict[str, Any] = {
+    "has_3d": False,
+    "keypoints": [],
+    "keypoint_count": 0,
+    "joints_3d_raw": [],
+    "joint_angles_3d": {},
+    "camera_translation": [],
+    "camera_params": {"scale": 0.0, "tx": 0.0, "ty": 0.0, "type": "weak_perspective"},
+    "mesh_vertices": 0,
+    "mesh_vertices_data": [],
+    "tracking_confidence": 0.0,
+    "track_id": None,
+    "pose_source": None,
+}
+
+
+def _tracks(bodies: Sequence[Body]) -> list[dict[str, Any]]:
+    """Every tracked person of the frame: id, source, box, confidence, camera, 3D joints."""
+    if not bodies:
+        return []
+    boxes = np.round(np.stack([b.box for b in bodies]).astype(np.float64), _PX).tolist()
+    cameras = np.round(np.stack([b.camera for b in bodies]).astype(np.float64), _M).tolist()
+    joints = np.round(np.stack([b.joints for b in bodies]).astype(np.float64), _M).tolist()
+    return [
+        {
+            "track_id": body.track_id,
+            "pose_source": "detected" if body.detected else "predicted",
+            "box": box,
+            "confidence": round(float(body.confidence), _CONF),
+            "camera_translation": camera,
+            "joints_3d": body_joints,
+        }
+        for body, box, camera, body_joints in zip(bodies, boxes, cameras, joints, strict=True)
+    ]
+
+
+def load_faces(path: str | Path) -> np.ndarray:
+    """Read the mesh triangles the exporter wrote beside the body model.
+
+    Raises:
+        FileNotFoundError: The file is missing (the message says how to write it).
+        ValueError: The array is not (13776, 3) vertex indices.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: the exporter writes it beside the body model "
+            "(`python -m scripts.export_hmr2 --faces-only --smpl SMPL_NEUTRAL.pkl "
+            "--extra-regressor SMPL_to_J19.pkl`); set TRACKER_SMPL_FACES to its path"
+        )
+    faces = np.load(path, allow_pickle=False)
+    if faces.shape != (SMPL_FACES, 3) or not np.issubdtype(faces.dtype, np.integer):
+        raise ValueError(f"{path}: expected ({SMPL_FACES}, 3) integers, got {faces.dtype} "
+                         f"{faces.shape}")
+    if faces.min() < 0 or faces.max() >= SMPL_VERTICES:
+        raise ValueError(f"{path}: vertex indices must lie in [0, {SMPL_VERTICES})")
+    return faces.astype(np.int32)
+
+
+class AnswerEncoder:
+    """Serialises answers, splicing in the mesh triangles serialised once.
+
+    Args:
+        faces: (F, 3) mesh triangles.
+
+    """
+
+    def __init__(self, faces: np.ndarray) -> None:
+        self._faces_json = json.dumps(np.asarray(faces).tolist(), separators=(",", ":"))
+
+    def encode(self, answer: dict[str, Any]) -> bytes:
+        """Serialise an answer to JSON bytes, with ``mesh_faces_data`` (empty without a body).
+
+        Raises:
+            ValueError: A value is NaN or infinite (never sent: JSON has no such numbers).
+
+        """
+        text = json.dumps(answer, allow_nan=False, separators=(",", ":"))
+        faces = self._faces_json if answer.get("has_3d") else "[]"
+        return f'{text[:-1]},"mesh_faces_data":{faces}}}'.encode()

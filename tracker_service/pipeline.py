@@ -1,0 +1,242 @@
+"""The per-frame model steps: detect, crop, HMR2, cameras; and the bodies of tracked people.
+
+:meth:`FramePipeline.analyze` runs as soon as a frame arrives (concurrently across
+requests, so that Triton batches the crops of different sessions together); it makes one
+detector request and one HMR2 request with every crop of the frame. After the ordered
+tracking step, :meth:`FramePipeline.bodies` turns the tracker's outputs into bodies: a
+detected person's body is HMR2's; the bodies of predicted people come from one ``smpl``
+request on their extrapolated poses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracker_service.detection import boxes_to_frame, filter_detections, letterbox
+from tracker_service.geometry import cam_crop_to_full, cam_full_to_crop, focal_length, project
+from tracker_service.inference import BodyMeshes, HMR2Result, TritonModels
+from tracker_service.metrics import Stopwatch
+from tracker_service.model_spec import DETECTOR_INPUT_HW
+from tracker_service.preprocess import crop_boxes, hmr2_crops
+from tracker_service.tracking import BodyPose, Detection, TrackOutput
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Body:
+    """One person's 3D body in one frame, as the answer reports it.
+
+    Attributes:
+        track_id: The track, or None for a body answered without the tracker.
+        detected: False when the tracker predicted it (no detection this frame).
+        box: (4,) x1, y1, x2, y2 in pixels.
+        confidence: Detection score, or the tracker's decayed confidence when predicted.
+        camera: (3,) full-image camera translation tx, ty, tz (metres).
+        crop_camera: (3,) weak-perspective crop camera s, tx, ty.
+        joints: (24, 3) SMPL joints, body frame (metres).
+        vertices: (6890, 3) mesh vertices, body frame (metres).
+
+    """
+
+    track_id: int | None
+    detected: bool
+    box: np.ndarray
+    confidence: float
+    camera: np.ndarray
+    crop_camera: np.ndarray
+    joints: np.ndarray
+    vertices: np.ndarray
+
+
+@dataclass(frozen=True)
+class FrameAnalysis:
+    """Everything computed for a frame before tracking (n people detected).
+
+    Attributes:
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        focal: Focal length of the full-image camera, pixels.
+        boxes: (n, 4) person boxes in pixels, by decreasing score.
+        scores: (n,) detector scores.
+        hmr2: HMR2's output for the n crops (None when n = 0).
+        cameras: (n, 3) full-image camera translations.
+        roots_2d: (n, 2) pelvis projected into the image, pixels.
+
+    """
+
+    width: int
+    height: int
+    focal: float
+    boxes: np.ndarray
+    scores: np.ndarray
+    hmr2: HMR2Result | None
+    cameras: np.ndarray
+    roots_2d: np.ndarray
+
+    def __len__(self) -> int:
+        """People detected."""
+        return len(self.boxes)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(height, width)``, as the tracker takes it."""
+        return self.height, self.width
+
+    def detections(self) -> list[Detection]:
+        """Build the tracker's input: box, score, appearance, pose, camera and root of each."""
+        if self.hmr2 is None:
+            return []
+        out = self.hmr2
+        return [
+            Detection(
+                box=self.boxes[i],
+                score=float(self.scores[i]),
+                appearance=out.embedding[i],
+                pose=BodyPose(out.global_orient[i], out.body_pose[i], out.betas[i]),
+                camera=self.cameras[i],
+                root_2d=self.roots_2d[i],
+            )
+            for i in range(len(self))
+        ]
+
+    def body(self, index: int, track_id: int | None) -> Body:
+        """Return the body HMR2 found for detection ``index``."""
+        if self.hmr2 is None:
+            raise IndexError(f"no person {index}: nobody was detected in this frame")
+        return Body(
+            track_id=track_id,
+            detected=True,
+            box=self.boxes[index],
+            confidence=float(self.scores[index]),
+            camera=self.cameras[index],
+            crop_camera=self.hmr2.pred_cam[index].astype(np.float64),
+            joints=self.hmr2.meshes.joints[index],
+            vertices=self.hmr2.meshes.vertices[index],
+        )
+
+
+class FramePipeline:
+    """The model steps of a frame, on Triton.
+
+    Args:
+        models: The Triton client.
+        min_score: Lowest detector score kept.
+        min_box_px: Smallest box side kept, in frame pixels.
+
+    """
+
+    def __init__(self, models: TritonModels, *, min_score: float, min_box_px: float) -> None:
+        self._models = models
+        self._min_score = min_score
+        self._min_box_px = min_box_px
+
+    def analyze(self, frame_bgr: np.ndarray, watch: Stopwatch) -> FrameAnalysis:
+        """Detect the people of a frame and run HMR2 on all of them in one request.
+
+        Args:
+            frame_bgr: (H, W, 3) uint8 BGR frame.
+            watch: Receives the stages ``letterbox``, ``detect``, ``crop``, ``hmr2``,
+                ``cameras``.
+
+        Returns:
+            The frame's analysis.
+
+        """
+        height, width = frame_bgr.shape[:2]
+        with watch.stage("letterbox"):
+            image, scale, pad = letterbox(frame_bgr, DETECTOR_INPUT_HW)
+        with watch.stage("detect"):
+            boxes, scores = self._models.detect(image[None])
+        with watch.stage("crop"):
+            boxes = boxes_to_frame(boxes[0], scale, pad, (width, height))
+            boxes, scores = filter_detections(boxes, scores[0], self._min_score, self._min_box_px)
+            centers, sizes = crop_boxes(boxes)
+            crops = hmr2_crops(frame_bgr, centers, sizes)
+        focal = focal_length(width, height)
+        if not len(boxes):
+            return FrameAnalysis(
+                width, height, focal, boxes, scores, None, np.zeros((0, 3)), np.zeros((0, 2))
+            )
+        with watch.stage("hmr2"):
+            result = self._models.hmr2(crops)
+        with watch.stage("cameras"):
+            cameras = cam_crop_to_full(result.pred_cam, centers, sizes, (width, height), focal)
+            valid = (result.pred_cam[:, 0] > 0) & np.isfinite(cameras).all(axis=1)
+            if not valid.all():
+                log.warning("Dropping %d people with a degenerate HMR2 camera", (~valid).sum())
+                boxes, scores, cameras = boxes[valid], scores[valid], cameras[valid]
+                result = _rows(result, valid)
+            pelvis = result.meshes.joints[:, :1]
+            roots = project(pelvis, cameras, focal, (width, height))[:, 0]
+        return FrameAnalysis(width, height, focal, boxes, scores, result, cameras, roots)
+
+    def bodies(
+        self, analysis: FrameAnalysis, outputs: Sequence[TrackOutput], watch: Stopwatch
+    ) -> list[Body]:
+        """Return the body of every tracked person, in the order of ``outputs``.
+
+        Detected people keep HMR2's body; predicted people (those with an extrapolated pose
+        and camera) get theirs from one ``smpl`` request. Predicted outputs without pose or
+        camera are left out.
+
+        Args:
+            analysis: The frame's analysis.
+            outputs: The tracker's outputs for the frame.
+            watch: Receives the stage ``smpl`` when a request is made.
+
+        """
+        predicted = [
+            o for o in outputs
+            if not o.detected and o.pose is not None and o.camera is not None
+        ]  # fmt: skip
+        meshes: dict[int, Body] = {}
+        if predicted:
+            with watch.stage("smpl"):
+                found = self._models.smpl(
+                    np.stack([o.pose.global_orient for o in predicted]),
+                    np.stack([o.pose.body_pose for o in predicted]),
+                    np.stack([o.pose.betas for o in predicted]),
+                )
+            cameras = np.stack([o.camera for o in predicted])
+            centers, sizes = crop_boxes(np.stack([o.box for o in predicted]))
+            crop_cameras = cam_full_to_crop(
+                cameras, centers, sizes, (analysis.width, analysis.height), analysis.focal
+            )
+            for i, o in enumerate(predicted):
+                meshes[o.track_id] = Body(
+                    track_id=o.track_id,
+                    detected=False,
+                    box=o.box,
+                    confidence=o.confidence,
+                    camera=o.camera,
+                    crop_camera=crop_cameras[i],
+                    joints=found.joints[i],
+                    vertices=found.vertices[i],
+                )
+        bodies = []
+        for o in outputs:
+            if o.detected and o.detection_index is not None:
+                bodies.append(analysis.body(o.detection_index, o.track_id))
+            elif o.track_id in meshes:
+                bodies.append(meshes[o.track_id])
+        return bodies
+
+
+def _rows(result: HMR2Result, keep: np.ndarray) -> HMR2Result:
+    """Keep the rows ``keep`` of an HMR2 result."""
+    meshes = BodyMeshes(
+        result.meshes.vertices[keep], result.meshes.joints[keep], result.meshes.keypoints_3d[keep]
+    )
+    return HMR2Result(
+        global_orient=result.global_orient[keep],
+        body_pose=result.body_pose[keep],
+        betas=result.betas[keep],
+        pred_cam=result.pred_cam[keep],
+        meshes=meshes,
+        embedding=result.embedding[keep],
+    )

@@ -1,0 +1,69 @@
+"""The answer's ``visualization``: the frame with every body drawn on it, as base64 JPEG.
+
+Each body gets the outline of its projected mesh, its skeleton and its track id; the main
+subject is drawn in green, the others in orange, predicted bodies with thinner lines.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from tracker_service.geometry import project
+from tracker_service.pipeline import Body
+from tracker_service.skeleton import SMPL_PARENTS
+
+_MAIN, _OTHER = (60, 200, 60), (0, 150, 255)  # BGR
+_JPEG_QUALITY = 85
+_FAR_PX = 1e5
+_BONES = np.array([(j, p) for j, p in enumerate(SMPL_PARENTS) if p >= 0], dtype=np.intp)
+
+
+def render(
+    frame_bgr: np.ndarray,
+    bodies: Sequence[Body],
+    main: int | None,
+    focal: float,
+    faces: np.ndarray,
+) -> str:
+    """Draw the bodies on a copy of the frame.
+
+    Args:
+        frame_bgr: (H, W, 3) uint8 frame.
+        bodies: The bodies of the frame.
+        main: Index of the main subject in ``bodies``, or None.
+        focal: Focal length of the full-image camera, pixels.
+        faces: (F, 3) mesh triangles.
+
+    Returns:
+        The drawing as a base64 JPEG string.
+
+    """
+    canvas = frame_bgr.copy()
+    height, width = canvas.shape[:2]
+    for index, body in enumerate(bodies):
+        colour = _MAIN if index == main else _OTHER
+        thickness = 2 if body.detected else 1
+        points = np.concatenate([body.vertices, body.joints])[None]
+        pixels = project(points, body.camera[None], focal, (width, height))[0]
+        pixels = np.clip(pixels, -_FAR_PX, _FAR_PX)  # keep OpenCV's integer coordinates sane
+        mesh, joints = pixels[: len(body.vertices)], pixels[len(body.vertices) :]
+        mask = np.zeros((height, width), np.uint8)
+        for triangle in np.round(mesh[faces]).astype(np.int32):  # fillPoly is far slower
+            cv2.fillConvexPoly(mask, triangle, 255)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(canvas, contours, -1, colour, thickness, cv2.LINE_AA)
+        ends = np.round(joints[_BONES]).astype(np.int32)
+        cv2.polylines(canvas, list(ends), False, colour, thickness + 1, cv2.LINE_AA)
+        label = "?" if body.track_id is None else str(body.track_id)
+        if not body.detected:
+            label += " (predicted)"
+        x1, y1 = int(body.box[0]), max(int(body.box[1]) - 6, 12)
+        cv2.putText(canvas, label, (x1, y1), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
+    ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the visualization as JPEG")
+    return base64.b64encode(jpeg.tobytes()).decode("ascii")

@@ -1,0 +1,186 @@
+"""The service's settings: one frozen dataclass, read from ``TRACKER_*`` environment variables.
+
+Nothing else in the service reads ``os.environ``: ``python -m tracker_service`` calls
+:meth:`Settings.from_env` once and hands the result to :func:`tracker_service.app.create_app`.
+Each field's metadata names its variable and says what it does; :func:`settings_table`
+renders them as the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL, SMPL_FACES_FILE
+
+log = logging.getLogger(__name__)
+
+#: Prefix of every variable the service reads.
+ENV_PREFIX = "TRACKER_"
+#: Allowed values of ``TRACKER_TRITON_PROTOCOL``.
+PROTOCOLS = ("grpc", "http")
+#: Allowed values of ``TRACKER_LOG_LEVEL``.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _setting(default: Any, meaning: str) -> Any:
+    return field(default=default, metadata={"meaning": meaning})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every setting of the service, with its default.
+
+    The environment variable of a field is ``TRACKER_`` plus its name in upper case
+    (``triton_url`` is ``TRACKER_TRITON_URL``). Field metadata ``meaning`` documents it.
+    """
+
+    host: str = _setting("0.0.0.0", "address the HTTP server binds to")
+    port: int = _setting(5000, "HTTP port of the legacy endpoints")
+    threads: int = _setting(
+        16, "waitress worker threads: requests processed at once (raise it with more sessions)"
+    )
+    shutdown_grace_s: float = _setting(
+        30.0, "on SIGTERM/SIGINT, how long in-flight requests may take to finish"
+    )
+    triton_url: str = _setting("localhost:8001", "Triton address, `host:port` (gRPC or HTTP port)")
+    triton_protocol: str = _setting(
+        "grpc", "`grpc` (one shared client) or `http` (one client per thread)"
+    )
+    triton_timeout_s: float = _setting(30.0, "timeout of every Triton request")
+    detector_model: str = _setting(PERSON_DETECTOR.name, "person detector's name on Triton")
+    hmr2_model: str = _setting(HMR2.name, "HMR2's name on Triton")
+    smpl_model: str = _setting(SMPL.name, "body model's name on Triton")
+    smpl_faces: str = _setting(
+        f"model_repository/{SMPL.name}/1/{SMPL_FACES_FILE}",
+        "mesh triangles written by the exporter beside the body model, read once at start",
+    )
+    min_score: float = _setting(
+        0.3,
+        "lowest person score kept, and tracked (0.3 suits the offline detector, 0.5 D-FINE; "
+        "see docs/detector.md)",
+    )
+    min_box_px: float = _setting(12.0, "smallest person box width and height kept, in pixels")
+    max_age: int = _setting(
+        50, "frames a track survives undetected (predicted) before it is deleted"
+    )
+    n_init: int = _setting(5, "detections a new track needs before it is confirmed")
+    max_sessions: int = _setting(
+        64, "sessions tracked at once; the longest idle one is evicted beyond this"
+    )
+    session_idle_s: float = _setting(600.0, "a session idle this long is evicted")
+    new_video_idle_s: float = _setting(
+        30.0, "a session idle this long starts a new video at its next frame"
+    )
+    reorder_wait_s: float = _setting(
+        30.0,
+        "how long a frame ahead of the next expected one waits for the missing earlier "
+        "frames (frames never received are then skipped)",
+    )
+    health_cache_s: float = _setting(2.0, "how long a Triton readiness check is reused")
+    max_body_bytes: int = _setting(64 * 2**20, "largest request body, in bytes (413 beyond)")
+    max_image_pixels: int = _setting(
+        40_000_000, "largest decoded image, width times height (413 beyond)"
+    )
+    log_level: str = _setting("INFO", "`DEBUG`, `INFO` (one line per frame), `WARNING`…")
+    model_version: str = _setting(
+        "hmr2-phalp-1", "answered as `model_version`: names the model set being served"
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = _TYPES[f.type]
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+            elif not isinstance(value, expected) or isinstance(value, bool):
+                raise TypeError(
+                    f"{f.name} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+                )
+        positive = (
+            "port", "threads", "triton_timeout_s", "min_box_px", "max_age", "n_init",
+            "max_sessions", "session_idle_s", "new_video_idle_s", "max_body_bytes",
+            "max_image_pixels",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        non_negative = ("shutdown_grace_s", "reorder_wait_s", "health_cache_s")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score must lie in [0, 1], got {self.min_score}")
+        if self.port > 65535:
+            raise ValueError(f"port must be at most 65535, got {self.port}")
+        if self.triton_protocol not in PROTOCOLS:
+            raise ValueError(
+                f"triton_protocol must be one of {PROTOCOLS}, got {self.triton_protocol!r}"
+            )
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {LOG_LEVELS}, got {self.log_level!r}")
+        for name in ("host", "triton_url", "detector_model", "hmr2_model", "smpl_model"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``TRACKER_*`` variables; the others keep their defaults.
+
+        Args:
+            environ: The environment, e.g. ``os.environ``.
+
+        Returns:
+            The settings.
+
+        Raises:
+            ValueError: A variable does not convert to its setting's type or is out of range;
+                the message names the variable.
+
+        """
+        known = {env_name(f.name): f for f in fields(cls)}
+        for name in sorted(set(environ) - set(known)):
+            if name.startswith(ENV_PREFIX):
+                log.warning("Ignoring unknown setting %s", name)
+        values: dict[str, Any] = {}
+        for name, f in known.items():
+            if name in environ:
+                try:
+                    values[f.name] = _convert(environ[name].strip(), _TYPES[f.type])
+                except ValueError as error:
+                    raise ValueError(f"{name}={environ[name]!r}: {error}") from error
+        if "log_level" in values:
+            values["log_level"] = values["log_level"].upper()
+        if "triton_protocol" in values:
+            values["triton_protocol"] = values["triton_protocol"].lower()
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"invalid {ENV_PREFIX}* setting: {error}") from error
+
+
+#: Python type of each annotation (annotations are strings under ``from __future__``).
+_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
+
+
+def env_name(field_name: str) -> str:
+    """Return the environment variable of a setting, e.g. ``TRACKER_TRITON_URL``."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def _convert(text: str, kind: type) -> Any:
+    if kind is int:
+        return int(text.replace("_", ""))
+    if kind is float:
+        return float(text)
+    return text
+
+
+def settings_table() -> str:
+    """Render the configuration table (variable, default, meaning) as Markdown, for the README."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for f in fields(Settings):
+        rows.append(f"| `{env_name(f.name)}` | `{f.default}` | {f.metadata['meaning']} |")
+    return "\n".join(rows) + "\n"
