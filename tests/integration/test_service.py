@@ -498,5 +498,11 @@ def test_runner_has_a_body_in_every_frame_with_one_identity(
     sources = [a["pose_source"] for a in answers]
     assert [n for n, s in enumerate(sources) if s == "predicted"] == MASKED
     roots = np.array([[a["keypoints"][0]["x"], a["keypoints"][0]["y"]] for a in answers])
-    steps = np.linalg.norm(np.diff(roots, axis=0), axis=1)
-    assert steps.max() < 0.1 * frames[0].shape[1], f"the pelvis jumps by {steps.max():.0f} px"
+    steps = np.linalg.norm(np.diff(roots, axis=0), axis=1)  # steps[n - 1]: frame n - 1 to n
+    hidden = set(MASKED)
+    detected_steps = [steps[n - 1] for n in range(1, 140) if not {n - 1, n} & hidden]
+    burst_steps = [steps[n - 1] for n in range(1, 140) if n in hidden]
+    assert max(burst_steps) <= 2 * max(detected_steps), (
+        f"the pelvis jumps by {max(burst_steps):.0f} px in a burst; "
+        f"at most {max(detected_steps):.0f} px while detected"
+    )
