@@ -58,10 +58,10 @@ $(REPO)/smpl/1/faces.npy: $(SMPL_DIR)/SMPL_NEUTRAL.npz
 
 models: $(MODELS)  ## Build the offline model set into model_repository/.
 
-serve: install models  ## Run the local stack (Triton) in the foreground until Ctrl-C.
-	$(PY) -m scripts.triton_server --repository build/triton_repository
+serve: install models  ## Run Triton and the tracker service (port 5000) until Ctrl-C.
+	$(PY) -m scripts.serve
 
-demo: install models  ## Real video through the detector and HMR2 on a real Triton server.
+demo: install models  ## Real video through POST /pose/hybrid on a real Triton server.
 	$(PY) -m scripts.demo
 
 test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz  ## Run every test.

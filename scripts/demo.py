@@ -1,34 +1,36 @@
-"""The offline demo: real video through the person detector and HMR2 on a real Triton server.
+"""The offline demo: real video through ``POST /pose/hybrid``, on a real Triton server.
 
-Starts the local Triton server on the offline model set (``make models``), reads frames of
-``../shared/media/vtest.avi`` (or a clip it makes itself when that is absent), and prints,
-per frame, the people found and the time of each stage.
+Starts the local stack (Triton with the offline model set of ``make models``, and the tracker
+service), posts the frames of ``../shared/media/vtest.avi`` (pedestrians) and
+``../shared/media/runner.mp4`` (one runner, hidden in a burst of frames to show what the
+tracker predicts), one request per frame as the backend does, and prints what was answered:
+per frame the people detected and tracked and where the answered body came from, then frames
+answered, detected vs predicted, identities and time per frame. Without ``../shared`` it makes
+a clip itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from scripts.model_repository import build_local_repository
-from scripts.triton_server import LocalTritonServer
-from tracker_service.detection import boxes_to_frame, filter_detections, letterbox
-from tracker_service.inference import TritonModels
-from tracker_service.model_spec import DETECTOR_INPUT_HW, MODELS
-from tracker_service.preprocess import crop_boxes, hmr2_crops
+from scripts.serve import BUILD, local_stack
 
-log = logging.getLogger(__name__)
-SHARED_VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "vtest.avi"
+SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 
 def synthetic_clip(path: Path, frames: int = 30) -> Path:
-    """Write a small clip of a walking silhouette, for machines without the shared media."""
+    """Write a small clip of a walking figure, for machines without the shared media."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
     for i in range(frames):
         frame = np.full((480, 640, 3), 190, np.uint8)
@@ -42,76 +44,99 @@ def synthetic_clip(path: Path, frames: int = 30) -> Path:
     return path
 
 
-def read_frames(video: Path, count: int, step: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (index, BGR frame) for ``count`` frames taken every ``step`` frames."""
+def read_frames(video: Path, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of a video, BGR."""
     capture = cv2.VideoCapture(str(video))
-    try:
-        index = 0
-        while count > 0:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            if index % step == 0:
-                count -= 1
-                yield index, frame
-            index += 1
-    finally:
-        capture.release()
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def post(url: str, frame: np.ndarray, number: int, session: str) -> dict:
+    """Post one frame as the backend does; return the JSON answer."""
+    jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+    body = {
+        "image_base64": base64.b64encode(jpeg.tobytes()).decode(),
+        "frame_number": number,
+        "session_id": session,
+    }
+    request = urllib.request.Request(
+        f"{url}/pose/hybrid", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return json.load(response)
+
+
+def hide(frame: np.ndarray, box: Sequence[float]) -> None:
+    """Paint over a person (their box grown by a third) with the frame's median colour."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    x1, y1 = max(int(x1 - w / 3), 0), max(int(y1 - h / 3), 0)
+    frame[y1 : int(y2 + h / 3), x1 : int(x2 + w / 3)] = np.median(frame.reshape(-1, 3), axis=0)
+
+
+def run_clip(url: str, video: Path, count: int, hidden: range) -> None:
+    """Post ``count`` frames of a clip in order, hiding the main subject in ``hidden`` frames."""
+    frames = read_frames(video, count)
+    session = video.stem
+    print(f"\n{video.name}: {len(frames)} frames, session {session!r}"
+          + (f", main subject hidden in frames {hidden.start}-{hidden.stop - 1}" if hidden else ""))
+    sources, identities, times, last_box = Counter(), Counter(), [], None
+    for number, frame in enumerate(frames):
+        if number in hidden and last_box is not None:
+            hide(frame, last_box)
+        start = time.perf_counter()
+        answer = post(url, frame, number, session)
+        times.append(time.perf_counter() - start)
+        tracks = answer.get("tracks", [])
+        source = answer["pose_source"] if answer["has_3d"] else "none"
+        sources[source] += 1
+        identities.update(t["track_id"] for t in tracks)
+        main = next((t for t in tracks if t["track_id"] == answer["track_id"]), None)
+        last_box = main["box"] if main else last_box
+        detected = sum(t["pose_source"] == "detected" for t in tracks)
+        print(
+            f"  frame {number:3d}: {detected} detected, {len(tracks)} tracked | main subject "
+            + (f"#{answer['track_id']} {source}, confidence {answer['tracking_confidence']:.2f}"
+               if answer["has_3d"] else "none yet")
+            + f" | {1000 * times[-1]:.0f} ms"
+        )
+    print(
+        f"{video.name}: {len(frames)} frames answered, {sources['detected']} detected, "
+        f"{sources['predicted']} predicted, {sources['none']} without a body; "
+        f"{len(identities)} identities; {1000 * np.mean(times):.0f} ms per frame "
+        f"(p50 {1000 * np.median(times):.0f} ms)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--video", type=Path, help="default: ../shared/media/vtest.avi")
-    parser.add_argument("--frames", type=int, default=5)
-    parser.add_argument("--step", type=int, default=50, help="take every STEP-th frame")
-    parser.add_argument("--min-score", type=float, default=0.4)
-    parser.add_argument("--repository", type=Path, default=Path("model_repository"))
+    parser.add_argument("--vtest-frames", type=int, default=8)
+    parser.add_argument("--runner-frames", type=int, default=30)
+    parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    video = args.video or SHARED_VIDEO
-    if not video.exists():
-        Path("build").mkdir(exist_ok=True)
-        video = synthetic_clip(Path("build/demo_clip.avi"))
-        print(f"{SHARED_VIDEO} is absent: using a synthetic clip, {video}")
-    local = Path("build/triton_repository")
-    missing = set(MODELS) - set(build_local_repository(args.repository, local))
-    if missing:
-        raise SystemExit(f"models not built: {', '.join(sorted(missing))}; run `make models`")
+    clips = [
+        (SHARED_MEDIA / "vtest.avi", args.vtest_frames, range(0)),
+        (SHARED_MEDIA / "runner.mp4", args.runner_frames, range(12, 20)),
+    ]
+    if not all(video.exists() for video, _, _ in clips):
+        BUILD.mkdir(exist_ok=True)
+        clip = synthetic_clip(BUILD / "demo_clip.avi")
+        print(f"{SHARED_MEDIA} is absent: using a clip made here, {clip}")
+        clips = [(clip, 30, range(12, 20))]
     start = time.perf_counter()
-    server = LocalTritonServer(
-        repository=local, models=tuple(MODELS), log_file=Path("build/tritonserver.log"),
-        startup_timeout_s=900,
-    )
-    with server:
-        print(f"Triton ready in {time.perf_counter() - start:.1f} s at {server.grpc_url}")
-        models = TritonModels(server.grpc_url, timeout_s=600)
-        totals = []
-        for index, frame in read_frames(video, args.frames, args.step):
-            t0 = time.perf_counter()
-            image, scale, pad = letterbox(frame, DETECTOR_INPUT_HW)
-            boxes, scores = models.detect(image[None])
-            boxes = boxes_to_frame(boxes[0], scale, pad, frame.shape[1::-1])
-            boxes, scores = filter_detections(boxes, scores[0], args.min_score, 16)
-            t1 = time.perf_counter()
-            centers, sizes = crop_boxes(boxes)
-            crops = hmr2_crops(frame, centers, sizes)
-            t2 = time.perf_counter()
-            people = models.hmr2(crops) if len(crops) else None
-            t3 = time.perf_counter()
-            totals.append(t3 - t0)
-            depth = "" if people is None else (
-                " camera scale " + ", ".join(f"{s:.2f}" for s in people.pred_cam[:, 0])
-            )
-            print(
-                f"frame {index:4d}: {len(boxes)} people | detect {1000 * (t1 - t0):.0f} ms, "
-                f"crop {1000 * (t2 - t1):.0f} ms, hmr2 {1000 * (t3 - t2):.0f} ms"
-                f" ({1000 * (t3 - t2) / max(len(boxes), 1):.0f} ms/person){depth}"
-            )
-        models.close()
-    mean_ms = 1000 * np.mean(totals)
-    print(f"{len(totals)} frames from {video}: {mean_ms:.0f} ms per frame on average")
+    with local_stack(port=args.port) as (url, _, _):
+        print(f"Triton and the tracker service ready in {time.perf_counter() - start:.0f} s: {url}")
+        for video, count, hidden in clips:
+            run_clip(url, video, count, hidden)
     return 0
 
 
