@@ -63,3 +63,18 @@ def test_served_hmr2_body_outputs_equal_the_standalone_body_model(exported):
     for name, value in zip(SMPL.output_names, body, strict=True):
         np.testing.assert_allclose(out[name], value, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(out["embedding"], axis=1), 1.0, atol=1e-5)
+
+
+def test_fp16_export_keeps_float32_io_and_agrees_with_float32(tmp_path):
+    body = BodyModel(make_standin()).eval()
+    network = build_network(HMR2Config.tiny(), weights="generated")
+    crops = random_crops(2, seed=5)
+    with torch.no_grad():
+        reference = [t.numpy() for t in ServedHMR2(network, body)(crops)]
+    half = ServedHMR2(build_network(HMR2Config.tiny(), weights="generated"), body, fp16=True)
+    export_model(half, HMR2, (crops,), tmp_path / "hmr2.onnx")
+    session = ort.InferenceSession(str(tmp_path / "hmr2.onnx"))
+    assert {t.type for t in (*session.get_inputs(), *session.get_outputs())} == {"tensor(float)"}
+    outputs = session.run(None, {"crops": crops.numpy()})
+    for name, ours, expected in zip(HMR2.output_names, outputs, reference, strict=True):
+        np.testing.assert_allclose(ours, expected, atol=5e-2, err_msg=name)
