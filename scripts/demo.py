@@ -25,20 +25,19 @@ import cv2
 import numpy as np
 
 from scripts.serve import BUILD, local_stack
+from scripts.synthetic import draw_stick_figure, noisy_background
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 
 def synthetic_clip(path: Path, frames: int = 30) -> Path:
-    """Write a small clip of a walking figure, for machines without the shared media."""
+    """Write a small clip of a figure walking across, for machines without the shared media."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    rng = np.random.default_rng(0)
+    background = noisy_background(480, 640, rng)
     for i in range(frames):
-        frame = np.full((480, 640, 3), 190, np.uint8)
-        x = 120 + 12 * i
-        cv2.circle(frame, (x, 120), 22, (60, 70, 90), -1)  # head
-        cv2.rectangle(frame, (x - 28, 145), (x + 28, 280), (40, 60, 140), -1)  # torso
-        for dx in (-14, 14):  # legs
-            cv2.line(frame, (x + dx, 280), (x + dx + (i % 6 - 3) * 4, 400), (40, 40, 40), 18)
+        frame = background.copy()
+        draw_stick_figure(frame, 80 + 14 * i, 140, 200, (20, 20, 20), stride=(i % 6 - 3) * 5)
         writer.write(frame)
     writer.release()
     return path

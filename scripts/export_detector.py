@@ -314,26 +314,19 @@ def synthetic_images(batch: int, seed: int = 0) -> np.ndarray:
     """
     import cv2
 
+    from scripts.synthetic import draw_stick_figure, noisy_background
+
     rng = np.random.default_rng(seed)
     in_h, in_w = _INPUT_HW
     images = []
     for _ in range(batch):
-        texture = rng.normal(0, 12, size=(in_h, in_w, 3))  # no flat areas: no score ties
-        image = np.clip(rng.integers(150, 230, 3) + texture, 0, 255).astype(np.uint8)
+        image = noisy_background(in_h, in_w, rng)
         for _ in range(rng.integers(2, 6)):
             h = int(rng.uniform(80, min(in_h, 300)))
             w = h // 4
             x, y = int(rng.uniform(w // 3, in_w - w - w // 3)), int(rng.uniform(0, in_h - h))
             colour = tuple(int(c) for c in rng.integers(0, 90, 3))
-            cv2.circle(image, (x + w // 2, y + h // 10), h // 10, colour, -1)  # head
-            cv2.rectangle(image, (x, y + h // 5), (x + w, y + 3 * h // 5), colour, -1)  # torso
-            for top, bottom, width in (
-                ((x + w // 4, y + 3 * h // 5), (x, y + h), w // 4),  # legs
-                ((x + 3 * w // 4, y + 3 * h // 5), (x + w, y + h), w // 4),
-                ((x, y + h // 4), (x - w // 3, y + h // 2), w // 6),  # arms
-                ((x + w, y + h // 4), (x + w + w // 3, y + h // 2), w // 6),
-            ):
-                cv2.line(image, top, bottom, colour, max(2, width))
+            draw_stick_figure(image, x, y, h, colour)
         images.append(cv2.GaussianBlur(image, (5, 5), 0))
     return np.stack(images)
 

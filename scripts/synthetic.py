@@ -1,0 +1,37 @@
+"""Synthetic people for machines without real media: dark stick figures the detectors find."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def noisy_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A light, textured background ``(height, width, 3)`` uint8 (no flat areas, no score ties)."""
+    texture = rng.normal(0, 12, size=(height, width, 3))
+    return np.clip(rng.integers(150, 230, 3) + texture, 0, 255).astype(np.uint8)
+
+
+def draw_stick_figure(
+    image: np.ndarray, x: int, y: int, height: int, colour: tuple[int, int, int], stride: int = 0
+) -> None:
+    """Draw a standing figure in place: head, torso, legs (apart by ``stride`` px) and arms.
+
+    Args:
+        image: (H, W, 3) uint8 image, modified in place.
+        x: Left edge of the torso.
+        y: Top of the head.
+        height: Figure height in pixels (width is a quarter of it).
+        colour: BGR colour.
+        stride: Horizontal offset of the feet from the hips, for a walking pose.
+    """
+    h, w = height, height // 4
+    cv2.circle(image, (x + w // 2, y + h // 10), h // 10, colour, -1)  # head
+    cv2.rectangle(image, (x, y + h // 5), (x + w, y + 3 * h // 5), colour, -1)  # torso
+    for top, bottom, width in (
+        ((x + w // 4, y + 3 * h // 5), (x - stride, y + h), w // 4),  # legs
+        ((x + 3 * w // 4, y + 3 * h // 5), (x + w + stride, y + h), w // 4),
+        ((x, y + h // 4), (x - w // 3, y + h // 2), w // 6),  # arms
+        ((x + w, y + h // 4), (x + w + w // 3, y + h // 2), w // 6),
+    ):
+        cv2.line(image, top, bottom, colour, max(2, width))
