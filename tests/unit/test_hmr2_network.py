@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import pickle
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -196,8 +199,19 @@ def test_rot6d_identity_and_columns() -> None:
     torch.testing.assert_close(rot6d_to_rotmat(x), expected)
 
 
-class _FakeHyperParams(dict):
+class CfgNode(dict):
     """Stands for the yacs config that Lightning pickles into the real checkpoint."""
+
+
+@pytest.fixture
+def yacs_config(monkeypatch: pytest.MonkeyPatch) -> CfgNode:
+    """A config pickled as ``yacs.config.CfgNode``, as if yacs were installed when saving."""
+    module = types.ModuleType("yacs.config")
+    module.CfgNode = CfgNode
+    monkeypatch.setattr(CfgNode, "__module__", "yacs.config")
+    monkeypatch.setitem(sys.modules, "yacs", types.ModuleType("yacs"))
+    monkeypatch.setitem(sys.modules, "yacs.config", module)
+    return CfgNode(MODEL=CfgNode(IMAGE_SIZE=256))
 
 
 def _fake_checkpoint(state_dict: dict[str, torch.Tensor], path: Path, **extra: object) -> None:
@@ -238,14 +252,28 @@ def test_checkpoint_loader_missing_key_raises(tiny_model: HMR2Network, tmp_path:
         load_official_checkpoint(HMR2Network(HMR2Config.tiny()), path)
 
 
-def test_checkpoint_loader_pickled_hyper_parameters(
-    tiny_model: HMR2Network, tmp_path: Path
+def test_checkpoint_loader_reads_a_pickled_config_without_yacs(
+    tiny_model: HMR2Network, tmp_path: Path, yacs_config: CfgNode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pickled extras need ``allow_pickle``: refused without it, loaded with it."""
+    """A yacs config in hyper_parameters loads as a plain dict, yacs not being installed."""
     path = tmp_path / "with_cfg.ckpt"
-    _fake_checkpoint(tiny_model.state_dict(), path, hyper_parameters=_FakeHyperParams(cfg="x"))
-    with pytest.raises(pickle.UnpicklingError):
-        load_official_checkpoint(HMR2Network(HMR2Config.tiny()), path, allow_pickle=False)
+    _fake_checkpoint(tiny_model.state_dict(), path, hyper_parameters={"cfg": yacs_config})
+    monkeypatch.delitem(sys.modules, "yacs.config")
+    monkeypatch.delitem(sys.modules, "yacs")
     model = HMR2Network(HMR2Config.tiny())
     load_official_checkpoint(model, path)
     assert torch.equal(model.smpl_head.deccam.weight, tiny_model.smpl_head.deccam.weight)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch exploited",))
+
+
+def test_checkpoint_loader_refuses_code(tiny_model: HMR2Network, tmp_path: Path) -> None:
+    """A checkpoint whose pickle calls a function is refused; the function never runs."""
+    path = tmp_path / "evil.ckpt"
+    _fake_checkpoint(tiny_model.state_dict(), path, hyper_parameters=_Exploit())
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load posix.system"):
+        load_official_checkpoint(HMR2Network(HMR2Config.tiny()), path)
+    assert not (tmp_path / "exploited").exists() and not Path("exploited").exists()
