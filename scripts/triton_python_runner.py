@@ -54,6 +54,9 @@ class TritonPythonModel:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # Idle ONNX Runtime threads sleep instead of spinning: on a CPU machine they would
+        # take the cores from the tracker service and the other models between runs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = Path(__file__).with_name("model.onnx")
         self._session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]

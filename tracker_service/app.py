@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
                 smpl=settings.smpl_model,
             ),
         )
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no route serves files
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, TESTING=False)
     app.extensions["tracker"] = PoseService(settings, models, faces)
     errors.register_error_handlers(app)

@@ -15,6 +15,12 @@ class BadRequest(ServiceError):
     status_code = 400
 
 
+class UnsupportedMediaType(ServiceError):
+    """The request body is declared as something other than JSON."""
+
+    status_code = 415
+
+
 class PayloadTooLarge(ServiceError):
     """The request body or the image is over a configured limit."""
 

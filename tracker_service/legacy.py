@@ -3,9 +3,10 @@
 Field names, types and meanings are those of ``LEGACY_API.md``; additive fields say which
 track was answered, whether it was detected or predicted, and list every tracked person.
 
-JSON is built with numpy rounding and ``tolist()`` (no per-element Python work), and the
-mesh triangles, which never change, are serialised once at start and spliced into each
-answer (:class:`AnswerEncoder`).
+JSON is built with numpy rounding and ``tolist()`` (no per-element Python work); the mesh
+vertices (20,670 numbers) stay a numpy array that orjson writes (the same shortest round-trip
+numbers as ``json``), and the mesh triangles, which never change, are serialised once at
+start; both are spliced into the answer's text (:class:`AnswerEncoder`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from tracker_service.geometry import joint_angles, project
 from tracker_service.model_spec import SMPL_FACES, SMPL_VERTICES
@@ -60,7 +62,8 @@ def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> d
         main: Index in ``bodies`` of the main subject, or None when there is nobody.
 
     Returns:
-        The answer as a JSON-ready dict; :class:`AnswerEncoder` adds ``mesh_faces_data``.
+        The answer as a dict for :class:`AnswerEncoder`, which adds ``mesh_faces_data``:
+        JSON-ready except ``mesh_vertices_data``, a rounded float64 (6890, 3) array.
 
     """
     answer: dict[str, Any] = {
@@ -102,7 +105,7 @@ def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> d
             "camera_translation": np.round(body.camera.astype(np.float64), _M).tolist(),
             "camera_params": {"scale": scale, "tx": tx, "ty": ty, "type": "weak_perspective"},
             "mesh_vertices": len(body.vertices),
-            "mesh_vertices_data": np.round(body.vertices.astype(np.float64), _M).tolist(),
+            "mesh_vertices_data": np.round(body.vertices.astype(np.float64), _M),
             "tracking_confidence": confidence,
             "track_id": body.track_id,
             "pose_source": "detected" if body.detected else "predicted",
@@ -172,8 +175,13 @@ def load_faces(path: str | Path) -> np.ndarray:
     return faces.astype(np.int32)
 
 
+#: Stands for the mesh vertices in the answer's text until orjson's text replaces it.
+_VERTICES_SLOT = "\x00mesh_vertices_data\x00"
+_VERTICES_SLOT_JSON = json.dumps(_VERTICES_SLOT).encode()
+
+
 class AnswerEncoder:
-    """Serialises answers, splicing in the mesh triangles serialised once.
+    """Serialises answers, splicing in the mesh vertices and the triangles serialised once.
 
     Args:
         faces: (F, 3) mesh triangles.
@@ -181,15 +189,25 @@ class AnswerEncoder:
     """
 
     def __init__(self, faces: np.ndarray) -> None:
-        self._faces_json = json.dumps(np.asarray(faces).tolist(), separators=(",", ":"))
+        self._faces_json = json.dumps(np.asarray(faces).tolist(), separators=(",", ":")).encode()
 
     def encode(self, answer: dict[str, Any]) -> bytes:
         """Serialise an answer to JSON bytes, with ``mesh_faces_data`` (empty without a body).
+
+        ``mesh_vertices_data`` may be a float numpy array (written by orjson) or a list.
 
         Raises:
             ValueError: A value is NaN or infinite (never sent: JSON has no such numbers).
 
         """
-        text = json.dumps(answer, allow_nan=False, separators=(",", ":"))
-        faces = self._faces_json if answer.get("has_3d") else "[]"
-        return f'{text[:-1]},"mesh_faces_data":{faces}}}'.encode()
+        vertices = answer.get("mesh_vertices_data")
+        if isinstance(vertices, np.ndarray):
+            if not np.isfinite(vertices).all():
+                raise ValueError("mesh_vertices_data holds NaN or infinite values")
+            answer = {**answer, "mesh_vertices_data": _VERTICES_SLOT}
+        text = json.dumps(answer, allow_nan=False, separators=(",", ":")).encode()
+        if isinstance(vertices, np.ndarray):
+            head, tail = text.split(_VERTICES_SLOT_JSON)
+            text = b"".join((head, orjson.dumps(vertices, option=orjson.OPT_SERIALIZE_NUMPY), tail))
+        faces = self._faces_json if answer.get("has_3d") else b"[]"
+        return b"".join((text[:-1], b',"mesh_faces_data":', faces, b"}"))

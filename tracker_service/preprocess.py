@@ -7,8 +7,10 @@ truncated at 4 sigma); a 256x256 patch is warped bilinearly with the box centre 
 and black borders; BGR becomes RGB and channels are normalized with the ImageNet mean and std.
 The ViT sees columns 32..223, so the crop is cut at 256x192 directly (the same pixels).
 
-Unlike the official code, only the region around each crop is blurred, not the whole image:
-with replicated edges at the image border the pixels that reach the crop are identical.
+Unlike the official code, only the region the crop reads is blurred, not the whole image:
+with replicated edges at the image border the pixels that reach the crop are identical. An
+unblurred crop is normalized through a lookup table holding the float64 normalization of
+each of the 256 grey levels: the same float32 values as normalizing the patch in float64.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from tracker_service.model_spec import HMR2_CROP_SIZE, HMR2_INPUT_HW
 #: ImageNet mean and std (RGB) on the 0..255 scale, as HMR2 normalizes.
 MEAN_RGB = 255.0 * np.array([0.485, 0.456, 0.406])
 STD_RGB = 255.0 * np.array([0.229, 0.224, 0.225])
+#: Per BGR channel, the normalized value of each grey level: (1, 256, 3) float32 for cv2.LUT.
+_NORMALIZE_LUT = ((np.arange(256.0)[:, None] - MEAN_RGB[::-1]) / STD_RGB[::-1]).astype(
+    np.float32
+)[None]
 #: Crops whose side exceeds this many pixels are blurred first (d > 1.1).
 _BLUR_FROM = 1.1
 #: Columns of the square crop cut away on each side before the ViT.
@@ -66,8 +72,11 @@ def hmr2_crops(image_bgr: np.ndarray, centers: np.ndarray, sizes: np.ndarray) ->
             region, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT, borderValue=0,
         )
-        rgb = patch[:, :, ::-1].astype(np.float64)
-        crops[i] = ((rgb - MEAN_RGB) / STD_RGB).transpose(2, 0, 1)
+        if patch.dtype == np.uint8:
+            normalized = cv2.LUT(patch, _NORMALIZE_LUT)
+        else:
+            normalized = (patch - MEAN_RGB[::-1]) / STD_RGB[::-1]
+        crops[i] = normalized.transpose(2, 0, 1)[::-1]  # BGR to RGB
     return crops
 
 
@@ -90,22 +99,25 @@ def _source_region(
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """The part of the image a crop reads, blurred where the official code blurs.
 
-    Returns the region (uint8, or float64 when blurred) and its top-left corner in the image.
+    Only the columns of the 192 px wide cut are read (3/4 of the side). Returns the region
+    (uint8, or float64 when blurred) and its top-left corner in the image.
     """
     d = side / HMR2_CROP_SIZE / 2.0
     sigma = (d - 1.0) / 2.0 if d > _BLUR_FROM else 0.0
     radius = int(4.0 * sigma + 0.5) if sigma else 0
-    half = side / 2.0 + 2.0 + radius  # bilinear reach plus the blur kernel
+    reach = 2.0 + radius  # bilinear reach plus the blur kernel
+    half_w = side * HMR2_INPUT_HW[1] / HMR2_CROP_SIZE / 2.0 + reach
+    half_h = side / 2.0 + reach
     h, w = image.shape[:2]
-    x0, y0 = max(int(np.floor(cx - half)), 0), max(int(np.floor(cy - half)), 0)
-    x1, y1 = min(int(np.ceil(cx + half)) + 1, w), min(int(np.ceil(cy + half)) + 1, h)
+    x0, y0 = max(int(np.floor(cx - half_w)), 0), max(int(np.floor(cy - half_h)), 0)
+    x1, y1 = min(int(np.ceil(cx + half_w)) + 1, w), min(int(np.ceil(cy + half_h)) + 1, h)
     if x0 >= x1 or y0 >= y1:  # the crop lies wholly outside the image: all black
         return np.zeros((1, 1, 3), np.uint8), (int(cx) + int(side), int(cy) + int(side))
     region = image[y0:y1, x0:x1]
     if sigma:
-        kernel = 2 * radius + 1
-        region = cv2.GaussianBlur(
-            region.astype(np.float64), (kernel, kernel), sigmaX=sigma, sigmaY=sigma,
-            borderType=cv2.BORDER_REPLICATE,
+        # The official float64 Gaussian, read straight from uint8 (no float64 copy first).
+        kernel = cv2.getGaussianKernel(2 * radius + 1, sigma, cv2.CV_64F)
+        region = cv2.sepFilter2D(
+            region, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_REPLICATE
         )
     return region, (x0, y0)

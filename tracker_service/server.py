@@ -8,6 +8,7 @@ loop run until every request in flight is answered and flushed, within a grace p
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -17,11 +18,36 @@ from flask import Flask
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
+from waitress.task import ErrorTask
 
 log = logging.getLogger(__name__)
 
 #: Longest time the event loop blocks, so that a stop request is noticed promptly.
 _POLL_S = 0.2
+
+
+class JsonErrorTask(ErrorTask):
+    """Waitress' own error answers in the service's JSON form ``{"error": "..."}``.
+
+    Waitress answers some requests itself, without the application: a body over twice the
+    application's limit, a malformed HTTP request. It would answer them in plain text.
+    """
+
+    def execute(self) -> None:
+        """Write the error as JSON and close the connection, as waitress does."""
+        error = self.request.error
+        body = json.dumps({"error": f"{error.reason}: {error.body}"}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class JsonErrorChannel(HTTPChannel):
+    """A waitress connection whose own errors are answered by :class:`JsonErrorTask`."""
+
+    error_task_class = JsonErrorTask
 
 
 class Server:
@@ -57,6 +83,8 @@ class Server:
             max_request_body_size=2 * max_body_bytes,
             ident="tracker-service",
         )
+        for listener in self._listeners():
+            listener.channel_class = JsonErrorChannel
         self._grace_s = grace_s
         self._stop = threading.Event()
 

@@ -110,11 +110,11 @@ class PoseService:
 
         """
         watch = Stopwatch()
-        status = self.readiness.get()
-        if not status.readiness.ready:
-            raise ModelsUnavailable(f"the models are not ready yet: {status.readiness.error}")
         session, ticket = self.sessions.begin(request.session_id, request.frame_number)
-        try:
+        try:  # a frame that fails is released, so that the session's later frames need not wait
+            status = self.readiness.get()
+            if not status.readiness.ready:
+                raise ModelsUnavailable(f"the models are not ready yet: {status.readiness.error}")
             with watch.stage("decode"):
                 frame = decode_frame(request.image_base64, self.settings.max_image_pixels)
             analysis = self._pipeline.analyze(frame, watch)

@@ -64,6 +64,8 @@ def test_health_says_warming_up_while_triton_is_unreachable(client):
         ({"json": {"frame_number": 1}}, 400, "image_base64 is missing"),
         ({"json": {"image_base64": "x" * 2000}}, 413, "Too Large"),
         ({"json": {"image_base64": "aGVsbG8="}}, 503, "not ready"),
+        ({"data": b'{"image_base64": "aGVsbG8="}', "content_type": "text/plain"}, 415, "JSON"),
+        ({"data": {"image_base64": "aGVsbG8="}}, 415, "Content-Type"),  # a form
     ],
 )
 def test_pose_errors_are_json_in_words(client, kwargs, status, words):
@@ -128,6 +130,8 @@ def test_parse_request(body, header, expected):
         ({"image_base64": "a", "frame_number": -2}, None, "frame_number"),
         ({"image_base64": "a", "frame_number": 1.5}, None, "frame_number"),
         ({"image_base64": "a", "frame_number": True}, None, "frame_number"),
+        ({"image_base64": "a", "frame_number": 2**31}, None, "frame_number"),
+        ({"image_base64": "a", "frame_number": 10**40}, None, "frame_number"),
         ({"image_base64": "a", "visualize": "maybe"}, None, "visualize"),
         ({"image_base64": "a", "session_id": "a/b"}, None, "session_id"),
         ({"image_base64": "a", "session_id": "x" * 129}, None, "session_id"),
@@ -138,3 +142,18 @@ def test_parse_request(body, header, expected):
 def test_parse_request_rejects(body, header, words):
     with pytest.raises(BadRequest, match=words):
         parse_request(body, header)
+
+
+def test_error_messages_do_not_echo_huge_values():
+    with pytest.raises(BadRequest) as raised:
+        parse_request({"image_base64": "a", "visualize": "v" * 100_000}, None)
+    assert len(str(raised.value)) < 200 and "100002 characters" in str(raised.value)
+
+
+def test_a_frame_refused_while_triton_is_down_does_not_hold_up_the_next(app):
+    service = app.extensions["tracker"]
+    with pytest.raises(Exception, match="not ready"):
+        service.answer(parse_request({"image_base64": "a", "frame_number": 0}, None))
+    session, ticket = service.sessions.begin("default", 1)
+    step = session.track(ticket, [], (10, 10))  # frame 0 was released: no reorder wait
+    assert step.tracked and step.waited_s < 1.0

@@ -140,3 +140,16 @@ def test_load_faces(tmp_path):
     np.save(path, bad)
     with pytest.raises(ValueError, match="vertex indices"):
         load_faces(path)
+
+
+def test_vertices_written_by_orjson_read_back_as_json_writes_them_in_field_order():
+    answer = build_answer(info(), [make_body(seed=4)], main=0)
+    answer["processing_time_ms"] = 3.5
+    body = AnswerEncoder(FACES).encode(answer)
+    plain = {**answer, "mesh_vertices_data": answer["mesh_vertices_data"].tolist()}
+    expected = json.dumps(plain, allow_nan=False, separators=(",", ":"))
+    expected = f'{expected[:-1]},"mesh_faces_data":{json.dumps(FACES.tolist())}}}'
+    decoded = json.loads(body)
+    assert decoded == json.loads(expected)
+    assert list(decoded) == list(json.loads(expected))  # same fields, same order
+    assert all(type(v) is float for v in decoded["mesh_vertices_data"][0])

@@ -68,3 +68,24 @@ def test_crop_boxes(box, center, size):
 def test_no_boxes_give_no_crops(image):
     centers, sizes = crop_boxes(np.zeros((0, 4)))
     assert hmr2_crops(image, centers, sizes).shape == (0, 3, 256, 192)
+
+
+def float64_normalized_crop(image_bgr: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Our warp of an unblurred crop, normalized in float64 then rounded to float32."""
+    center = (box[:2] + box[2:]) / 2
+    side = max(box[3] - box[1], (box[2] - box[0]) * 4 / 3)
+    src = np.float32([center, center + [0, side / 2], center + [side / 2, 0]])
+    dst = np.float32([[128, 128], [128, 256], [256, 128]])
+    patch = cv2.warpAffine(image_bgr, cv2.getAffineTransform(src, dst), (256, 256),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    rgb = patch[:, :, ::-1].astype(np.float64)
+    return ((rgb - MEAN) / STD).transpose(2, 0, 1)[:, :, 32:-32].astype(np.float32)
+
+
+@pytest.mark.parametrize("box", [[400, 300, 520, 620], [-50, 900, 200, 1400]])
+def test_unblurred_crops_are_the_float64_normalization_bit_for_bit(image, box):
+    box = np.array(box, dtype=np.float32)
+    centers, sizes = crop_boxes(box[None])
+    assert sizes[0] / 512 <= 1.1  # the lookup-table path
+    np.testing.assert_array_equal(hmr2_crops(image, centers, sizes)[0],
+                                  float64_normalized_crop(image, box))

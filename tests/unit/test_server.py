@@ -50,6 +50,33 @@ def test_stop_finishes_requests_in_flight_and_refuses_new_ones():
         urllib.request.urlopen(url, timeout=2)
 
 
+@pytest.mark.parametrize(
+    ("head", "body", "status", "words"),
+    [
+        ("Content-Length: 5000", b"x" * 5000, 413, "Too Large"),  # over twice the limit
+        ("Content-Length: lots", b"", 400, "Bad Request"),  # malformed HTTP
+    ],
+)
+def test_errors_of_waitress_itself_are_json(head, body, status, words):
+    server = Server(slow_app(threading.Event()), host="127.0.0.1", port=0, threads=1,
+                    max_body_bytes=1000, grace_s=1)
+    loop = threading.Thread(target=server.serve)
+    loop.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(f"POST /slow HTTP/1.1\r\nHost: x\r\n{head}\r\n\r\n".encode() + body)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+    finally:
+        server.stop()
+        loop.join(10)
+    headers, _, content = answer.partition(b"\r\n\r\n")
+    assert headers.startswith(f"HTTP/1.1 {status}".encode())
+    assert b"Content-Type: application/json" in headers
+    assert words in json.loads(content)["error"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

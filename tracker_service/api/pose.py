@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from tracker_service.errors import BadRequest
+from tracker_service.errors import BadRequest, UnsupportedMediaType
 from tracker_service.service import PoseRequest
 
 bp = Blueprint("pose", __name__)
@@ -17,11 +17,22 @@ DEFAULT_SESSION = "default"
 #: Session ids: 1 to 128 letters, digits and ``._:-``.
 SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 SESSION_HEADER = "X-Session-Id"
+#: Largest frame number (a 32-bit signed integer, as the backend counts frames).
+MAX_FRAME_NUMBER = 2**31 - 1
 
 
 @bp.post("/pose/hybrid")
 def pose_hybrid() -> Response:
-    """Answer one frame with the main subject's 3D body (see ``LEGACY_API.md``)."""
+    """Answer one frame with the main subject's 3D body (see ``LEGACY_API.md``).
+
+    The body must be JSON: a request without a ``Content-Type`` is read as JSON too, one
+    declared as anything else (a form, plain text) is refused with 415.
+    """
+    mimetype = request.mimetype
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"the request body must be JSON (Content-Type: application/json), got {mimetype}"
+        )
     body = request.get_json(force=True, silent=True)
     service = current_app.extensions["tracker"]
     answer = service.answer(parse_request(body, request.headers.get(SESSION_HEADER)))
@@ -53,14 +64,20 @@ def parse_request(body: Any, header_session: str | None) -> PoseRequest:
 
 
 def _frame_number(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str) and value.strip().isdecimal() and len(value) <= 12:
+        value = int(value)  # "12"; not "²" (a digit, not a decimal) nor 5000 digits
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"frame_number must be an integer >= 0, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_FRAME_NUMBER
+    ):
+        raise BadRequest(
+            f"frame_number must be an integer from 0 to {MAX_FRAME_NUMBER}, got {_short(value)}"
+        )
     return value
 
 
@@ -73,17 +90,25 @@ def _flag(value: Any) -> bool:
         return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise BadRequest(f"visualize must be a boolean, got {value!r}")
+    raise BadRequest(f"visualize must be a boolean, got {_short(value)}")
 
 
 def _session_id(field: Any, header: str | None) -> str:
     if field is not None and header is not None and field != header:
-        raise BadRequest(f"session_id {field!r} and the {SESSION_HEADER} header {header!r} differ")
+        raise BadRequest(
+            f"session_id {_short(field)} and the {SESSION_HEADER} header {_short(header)} differ"
+        )
     value = field if field is not None else header
     if value is None:
         return DEFAULT_SESSION
     if not isinstance(value, str) or not SESSION_ID.fullmatch(value):
         raise BadRequest(
-            f"session_id must be 1 to 128 letters, digits or . _ : -, got {value!r}"
+            f"session_id must be 1 to 128 letters, digits or . _ : -, got {_short(value)}"
         )
     return value
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr`` of a client's value, cut short: an answer never echoes a huge field."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"

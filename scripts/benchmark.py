@@ -1,0 +1,494 @@
+"""End-to-end benchmark: real video through the real service over HTTP, on a real Triton.
+
+Starts the local stack (``scripts.serve.local_stack``: Triton on the local repository, the
+tracker service as ``python -m tracker_service`` in its own process) and measures, with real
+video (``../shared/media/runner.mp4``: one runner, ``vtest.avi``: pedestrians; a generated
+clip when they are absent):
+
+- per-frame latency (p50, p95, p99) seen by the client, one session, frames in order;
+- the time of each stage per frame, from the service's ``tracker_stage_seconds`` histograms
+  (deltas of their sums), and the service's own work: every stage but the Triton calls;
+- frames per second with 1, 4 and 8 concurrent sessions (each its own ``session_id``, frames
+  in order per session) and Triton's average batch size per model (``nv_inference_count`` /
+  ``nv_inference_exec_count`` deltas from Triton's metrics);
+- the service's peak memory (``VmHWM`` of its process) and the answer's size.
+
+``--hmr2 full`` serves the exported full-size HMR2 of ``make models`` (about 1 s per crop on a
+CPU: keep ``--frames`` small); ``--hmr2 tiny`` exports the tiny configuration of the same
+network into ``build/benchmark/`` (as the integration tests do) to measure the service's own
+overhead without waiting on ViT-H. Prints Markdown and writes it to ``docs/benchmark.md`` (the
+raw figures to ``docs/benchmark.json``), naming the machine.
+
+Example:
+    python -m scripts.benchmark --hmr2 tiny full --frames 20
+
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import platform
+import shlex
+import socket
+import statistics
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+
+from scripts.model_repository import ONNX_FILENAME, VERSION, write_production_repository
+from scripts.serve import local_stack
+from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL
+
+REPO = Path("model_repository")
+BUILD = Path("build/benchmark")
+SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+VIDEOS = ("runner.mp4", "vtest.avi")
+#: Stages spent waiting on Triton or on other frames: not the service's own work.
+NOT_OWN_WORK = ("detect", "hmr2", "smpl", "wait")
+#: Stages of building and serialising the answer.
+ANSWER_STAGES = ("answer", "encode")
+TIMEOUT_S = 900.0
+
+
+def machine() -> str:
+    """The CPU's model name, core count and system, and how busy the machine is."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0]
+    return (
+        f"{name}, {os.cpu_count()} cores, {platform.system()} {platform.release()} "
+        f"(load average {load:.1f} when the run started)"
+    )
+
+
+def tiny_repository(root: Path) -> Path:
+    """The production layout with the tiny HMR2 and the body model exported into ``root``.
+
+    The person detector is the one ``make models`` built (linked). Exported once, then reused.
+    """
+    if not (root / HMR2.name / VERSION / ONNX_FILENAME).is_file():
+        from scripts.export_hmr2 import (
+            ServedHMR2,
+            ServedSMPL,
+            build_network,
+            export_model,
+            random_crops,
+            write_faces,
+        )
+        from scripts.hmr2.body_model import BodyModel
+        from scripts.hmr2.network import HMR2Config
+        from scripts.make_standin_smpl import make_standin
+
+        print(f"exporting the tiny HMR2 into {root} ...", flush=True)
+        write_production_repository(root)
+        standin = make_standin()
+        write_faces(standin.faces, root)
+        body_model = BodyModel(standin).eval()
+        served = ServedHMR2(build_network(HMR2Config.tiny(), weights="generated"), body_model)
+        crops = (random_crops(2),)
+        export_model(served, HMR2, crops, root / HMR2.name / VERSION / ONNX_FILENAME)
+        params = tuple(t.detach() for t in served(*crops)[:3])
+        export_model(
+            ServedSMPL(body_model), SMPL, params, root / SMPL.name / VERSION / ONNX_FILENAME
+        )
+    detector = root / PERSON_DETECTOR.name / VERSION
+    if not detector.exists():
+        detector.mkdir(parents=True)
+        for item in (REPO / PERSON_DETECTOR.name / VERSION).iterdir():
+            (detector / item.name).symlink_to(item.resolve())
+    return root
+
+
+def generated_clip(count: int) -> list[np.ndarray]:
+    """A figure walking across a noisy background, for machines without the shared media."""
+    from scripts.synthetic import draw_stick_figure, noisy_background
+
+    rng = np.random.default_rng(0)
+    background = noisy_background(480, 640, rng)
+    frames = []
+    for i in range(count):
+        frame = background.copy()
+        draw_stick_figure(frame, 80 + 14 * (i % 36), 110, 280, (40, 50, 70), stride=(i % 6 - 3) * 5)
+        frames.append(cv2.GaussianBlur(frame, (5, 5), 0))
+    return frames
+
+
+def load_video(name: str, count: int) -> tuple[str, list[str]]:
+    """The first ``count`` frames of a shared video as base64 JPEG, at their own size.
+
+    Returns the video's label (with its resolution) and the frames.
+    """
+    path = SHARED_MEDIA / name
+    frames: list[np.ndarray] = []
+    if path.is_file():
+        capture = cv2.VideoCapture(str(path))
+        while len(frames) < count:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+        capture.release()
+    if not frames:
+        name, frames = f"generated clip (no {path})", generated_clip(count)
+    height, width = frames[0].shape[:2]
+    encoded = [base64.b64encode(cv2.imencode(".jpg", f)[1].tobytes()).decode() for f in frames]
+    return f"{name} {width}x{height}", encoded
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free right now (held open together, so that they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def post(url: str, image: str, number: int, session: str) -> tuple[float, bytes]:
+    """Post one frame; return the client-side latency in seconds and the answer's bytes."""
+    body = json.dumps(
+        {"image_base64": image, "frame_number": number, "session_id": session}
+    ).encode()
+    request = urllib.request.Request(
+        f"{url}/pose/hybrid", body, {"Content-Type": "application/json"}
+    )
+    start = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        data = response.read()
+    return time.perf_counter() - start, data
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A Prometheus page as ``{(sample name, sorted labels): value}``."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    return {
+        (sample.name.removesuffix("_total"), tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def stage_ms(before: dict, after: dict, frames: int) -> dict[str, float]:
+    """Milliseconds per frame of each stage, from the stage histograms' sums."""
+    stages = {}
+    for (name, labels), value in after.items():
+        if name == "tracker_stage_seconds_sum":
+            delta = value - before.get((name, labels), 0.0)
+            stages[dict(labels)["stage"]] = 1000.0 * delta / frames
+    return stages
+
+
+def triton_batches(before: dict, after: dict) -> dict[str, float]:
+    """Average batch size per model: inferences over executions, between two scrapes."""
+    batches = {}
+    for (name, labels), value in after.items():
+        if name == "nv_inference_exec_count":
+            model = dict(labels)["model"]
+            executions = value - before.get((name, labels), 0.0)
+            count_key = ("nv_inference_count", labels)
+            inferences = after.get(count_key, 0.0) - before.get(count_key, 0.0)
+            if executions:
+                batches[model] = inferences / executions
+    return batches
+
+
+def cpu_times() -> tuple[float, float]:
+    """The machine's CPU time so far, (busy, total), in clock ticks of every core."""
+    values = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """``VmHWM`` of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def latency_run(url: str, label: str, frames: Sequence[str]) -> dict[str, Any]:
+    """One session, frames in order: latency, stage times, answer size, people answered."""
+    session = "latency-" + label.split()[0].replace(".", "-")
+    before = scrape(f"{url}/metrics")
+    latencies, sizes, people, has_body = [], [], [], []
+    for number, image in enumerate(frames):
+        seconds, data = post(url, image, number, session)
+        answer = json.loads(data)
+        latencies.append(1000.0 * seconds)
+        sizes.append(len(data))
+        people.append(len(answer["tracks"]))
+        has_body.append(answer["has_3d"])
+    stages = stage_ms(before, scrape(f"{url}/metrics"), len(frames))
+    with_body = [size for size, body in zip(sizes, has_body, strict=True) if body]
+    return {
+        "video": label,
+        "frames": len(frames),
+        "people_mean": statistics.fmean(people),
+        "people_max": max(people),
+        "latency_ms": {
+            "mean": statistics.fmean(latencies),
+            **{f"p{q}": float(np.percentile(latencies, q)) for q in (50, 95, 99)},
+        },
+        "stages_ms": stages,
+        "own_work_ms": sum(v for k, v in stages.items() if k not in NOT_OWN_WORK),
+        "triton_ms": sum(v for k, v in stages.items() if k in NOT_OWN_WORK and k != "wait"),
+        "answer_ms": sum(stages.get(k, 0.0) for k in ANSWER_STAGES),
+        "answer_bytes_median": int(statistics.median(with_body or sizes)),
+        "answer_bytes_max": max(sizes),
+    }
+
+
+def throughput_run(
+    url: str, metrics_url: str, frames: Sequence[str], sessions: int, tag: str
+) -> dict[str, Any]:
+    """``sessions`` concurrent sessions, each posting ``frames`` in order: frames per second."""
+    before = scrape(metrics_url)
+    errors: list[BaseException] = []
+
+    def one(index: int) -> None:
+        try:
+            for number, image in enumerate(frames):
+                post(url, image, number, f"{tag}-{sessions}-{index}")
+        except BaseException as exc:  # reported below, after every session ended
+            errors.append(exc)
+
+    start, (busy, ticks) = time.perf_counter(), cpu_times()
+    with ThreadPoolExecutor(sessions) as pool:
+        list(pool.map(one, range(sessions)))
+    seconds = time.perf_counter() - start
+    busy_after, ticks_after = cpu_times()
+    if errors:
+        raise errors[0]
+    total = sessions * len(frames)
+    return {
+        "sessions": sessions,
+        "frames": total,
+        "seconds": seconds,
+        "fps": total / seconds,
+        "cpu_busy": (busy_after - busy) / (ticks_after - ticks),
+        "triton_batch": triton_batches(before, scrape(metrics_url)),
+    }
+
+
+def benchmark(args: argparse.Namespace, size: str) -> dict[str, Any]:
+    """Every measurement with one HMR2 size, on a stack of its own."""
+    repository = tiny_repository(BUILD / "tiny_repository") if size == "tiny" else REPO
+    videos = [load_video(name, args.frames) for name in args.videos]
+    throughput_label, throughput_frames = load_video(args.throughput_video, args.session_frames)
+    port, *triton_ports = free_ports(4)
+    env = {
+        "TRACKER_LOG_LEVEL": "WARNING",
+        "TRACKER_TRITON_TIMEOUT_S": str(TIMEOUT_S),
+        "TRACKER_REORDER_WAIT_S": str(TIMEOUT_S),
+    }
+    if args.service_path:
+        # First on the path, before the working directory that ``-m`` would put first.
+        env |= {"PYTHONPATH": str(args.service_path.resolve()), "PYTHONSAFEPATH": "1"}
+    print(f"[{size}] starting Triton and the service ...", flush=True)
+    with local_stack(
+        repository=repository,
+        port=port,
+        triton_ports=tuple(triton_ports),
+        startup_timeout_s=TIMEOUT_S,
+        service_env=env,
+    ) as (url, triton, service):
+        for number, image in enumerate(videos[0][1][:2]):  # warm-up: first inferences
+            post(url, image, number, "warm-up")
+        latency = []
+        for label, frames in videos:
+            print(f"[{size}] latency: {label}, {len(frames)} frames ...", flush=True)
+            latency.append(latency_run(url, label, frames))
+        throughput = []
+        for sessions in args.sessions:
+            print(f"[{size}] throughput: {sessions} sessions ...", flush=True)
+            throughput.append(
+                throughput_run(url, triton.metrics_url, throughput_frames, sessions, size)
+            )
+        memory = {
+            "service_peak_mb": peak_rss_mb(service.pid),
+            "triton_peak_mb": triton.peak_rss_mb(),
+        }
+    return {
+        "hmr2": size,
+        "latency": latency,
+        "throughput_video": throughput_label,
+        "throughput": throughput,
+        "memory": memory,
+    }
+
+
+def _targets(result: dict[str, Any]) -> list[str]:
+    """The issue's targets, met or not, from the measurements."""
+    lines = []
+    for run in result["latency"]:
+        people = run["people_mean"]
+        limit = 10.0 if people <= 1.5 else 30.0
+        lines.append(
+            f"- own work per frame, {run['video']} ({people:.1f} people): "
+            f"{run['own_work_ms']:.1f} ms, target ≤ {limit:.0f} ms "
+            f"({'met' if run['own_work_ms'] <= limit else 'not met'})"
+        )
+    answer = max(run["answer_ms"] for run in result["latency"])
+    lines.append(
+        f"- answer built and serialised with a full mesh: {answer:.1f} ms, target ≤ 5 ms "
+        f"({'met' if answer <= 5.0 else 'not met'})"
+    )
+    runs = {run["sessions"]: run for run in result["throughput"]}
+    if 1 in runs and 8 in runs:
+        speedup = runs[8]["fps"] / runs[1]["fps"]
+        batch = runs[8]["triton_batch"].get(HMR2.name, 0.0)
+        met = speedup >= 2.0 and batch > 1.0
+        lines.append(
+            f"- 8 sessions: {speedup:.2f}× the frames/s of one, HMR2 batch {batch:.2f}; "
+            f"target ≥ 2× and > 1 ({'met' if met else 'not met'})"
+        )
+    return lines
+
+
+def markdown(results: Sequence[dict[str, Any]], command: str, host: str) -> str:
+    """The report: one section per HMR2 size."""
+    out = [
+        "# End-to-end benchmark",
+        "",
+        f"Machine: {host}. Written by `{command}` on "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC (not by hand).",
+        "",
+        "The service (`python -m tracker_service`, its own process) and the local Triton "
+        "(Python backend, ONNX Runtime on the CPU) run on this machine; frames are JPEG at "
+        "the video's own size, posted over HTTP. Stage times come from the service's "
+        "`tracker_stage_seconds` histograms (per frame: sum over frames / frames); the own "
+        "work is every stage but `detect`, `hmr2`, `smpl` (Triton calls) and `wait` (frames "
+        "held for order); `mean − Triton` (mean latency less the mean Triton time) adds "
+        "what no stage times (HTTP, request parsing) and the client's side. CPU busy: all "
+        "cores, from `/proc/stat`.",
+    ]
+    for result in results:
+        out += [
+            "",
+            f"## HMR2 {result['hmr2']}",
+            "",
+            "| video | frames | people (mean, max) | p50 ms | p95 ms | p99 ms | own work ms "
+            "| Triton ms | mean − Triton ms | answer bytes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for run in result["latency"]:
+            lat = run["latency_ms"]
+            out.append(
+                f"| {run['video']} | {run['frames']} | {run['people_mean']:.1f}, "
+                f"{run['people_max']} | {lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} "
+                f"| {run['own_work_ms']:.1f} | {run['triton_ms']:.1f} "
+                f"| {lat['mean'] - run['triton_ms']:.1f} "
+                f"| {run['answer_bytes_median']:,} |"
+            )
+        stages = list(dict.fromkeys(s for run in result["latency"] for s in run["stages_ms"]))
+        out += [
+            "",
+            "Milliseconds per frame, by stage:",
+            "",
+            "| stage | " + " | ".join(run["video"] for run in result["latency"]) + " |",
+            "| --- |" + " --- |" * len(result["latency"]),
+        ]
+        for stage in stages:
+            cells = " | ".join(
+                f"{run['stages_ms'].get(stage, 0.0):.2f}" for run in result["latency"]
+            )
+            out.append(f"| {stage} | {cells} |")
+        base = result["throughput"][0]["fps"]
+        out += [
+            "",
+            f"Concurrent sessions ({result['throughput_video']}, each session its own id, "
+            "frames in order per session):",
+            "",
+            "| sessions | frames | frames/s | × one session | Triton batch: HMR2 | detector "
+            "| CPU busy |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for run in result["throughput"]:
+            batch = run["triton_batch"]
+            out.append(
+                f"| {run['sessions']} | {run['frames']} | {run['fps']:.2f} "
+                f"| {run['fps'] / base:.2f} | {batch.get(HMR2.name, 0.0):.2f} "
+                f"| {batch.get(PERSON_DETECTOR.name, 0.0):.2f} | {100 * run['cpu_busy']:.0f} % |"
+            )
+        memory = result["memory"]
+        out += [
+            "",
+            f"Peak memory (VmHWM): service {memory['service_peak_mb']:.0f} MB, Triton "
+            f"(server and Python-backend stubs) {memory['triton_peak_mb']:.0f} MB.",
+            "",
+            "Targets:",
+            "",
+            *_targets(result),
+        ]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--hmr2",
+        nargs="+",
+        choices=["full", "tiny"],
+        default=["full"],
+        help="HMR2 size(s) to serve, one stack each (default: full)",
+    )
+    parser.add_argument("--frames", type=int, default=20, help="frames per video (latency)")
+    parser.add_argument(
+        "--videos", nargs="+", default=list(VIDEOS), help="videos under ../shared/media (latency)"
+    )
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument(
+        "--session-frames", type=int, default=8, help="frames each concurrent session posts"
+    )
+    parser.add_argument("--throughput-video", default=VIDEOS[0])
+    parser.add_argument(
+        "--service-path",
+        type=Path,
+        default=None,
+        help="run the service from another checkout (before/after comparisons)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmark.md"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    command = "python -m scripts.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
+    host = machine()
+    results = [benchmark(args, size) for size in args.hmr2]
+    text = markdown(results, command.strip(), host)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"machine": host, "command": command.strip(), "results": results}, indent=2)
+        + "\n"
+    )
+    print(f"\n{text}\nwrote {args.out} and {args.out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""The end-to-end benchmark's arithmetic on Prometheus pages (the runs need the whole stack)."""
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from scripts.benchmark import markdown, stage_ms, triton_batches
+
+
+def page(text: str) -> dict:
+    """Parse a page as ``scripts.benchmark.scrape`` does."""
+    return {
+        (sample.name.removesuffix("_total"), tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+TRITON = """# TYPE nv_inference_count counter
+nv_inference_count{{model="hmr2",version="1"}} {hmr2}
+nv_inference_count{{model="person_detector",version="1"}} {det}
+# TYPE nv_inference_exec_count counter
+nv_inference_exec_count{{model="hmr2",version="1"}} {hmr2_exec}
+nv_inference_exec_count{{model="person_detector",version="1"}} {det_exec}
+"""
+
+
+def test_triton_batch_is_inferences_over_executions_between_scrapes():
+    before = page(TRITON.format(hmr2=8, det=2, hmr2_exec=1, det_exec=2))  # warm-up batch of 8
+    after = page(TRITON.format(hmr2=8 + 24, det=2 + 24, hmr2_exec=1 + 8, det_exec=2 + 24))
+    assert triton_batches(before, after) == {"hmr2": 3.0, "person_detector": 1.0}
+
+
+def test_stage_times_are_per_frame_deltas_of_the_histogram_sums():
+    text = """# TYPE tracker_stage_seconds histogram
+tracker_stage_seconds_sum{{stage="decode"}} {decode}
+tracker_stage_seconds_count{{stage="decode"}} 1
+tracker_stage_seconds_sum{{stage="smpl"}} {smpl}
+tracker_stage_seconds_count{{stage="smpl"}} 1
+"""
+    before = page(text.format(decode=1.0, smpl=0.0))
+    after = page(text.format(decode=1.5, smpl=0.1))
+    stages = stage_ms(before, after, frames=10)
+    assert stages.keys() == {"decode", "smpl"}
+    assert abs(stages["decode"] - 50.0) < 1e-9 and abs(stages["smpl"] - 10.0) < 1e-9
+
+
+def test_report_names_the_machine_and_judges_the_targets():
+    run = {
+        "video": "runner.mp4 1920x1080", "frames": 2, "people_mean": 1.0, "people_max": 1,
+        "latency_ms": {"mean": 52.0, "p50": 50.0, "p95": 60.0, "p99": 61.0},
+        "stages_ms": {"decode": 4.0, "detect": 10.0, "hmr2": 30.0, "encode": 1.0},
+        "own_work_ms": 5.0, "triton_ms": 40.0, "answer_ms": 1.0,
+        "answer_bytes_median": 419_000, "answer_bytes_max": 420_000,
+    }  # fmt: skip
+    throughput = [
+        {"sessions": 1, "frames": 8, "fps": 10.0, "cpu_busy": 0.5, "triton_batch": {"hmr2": 1.0}},
+        {"sessions": 8, "frames": 64, "fps": 25.0, "cpu_busy": 1.0, "triton_batch": {"hmr2": 3.0}},
+    ]
+    result = {
+        "hmr2": "tiny", "latency": [run], "throughput_video": "runner.mp4",
+        "throughput": throughput, "memory": {"service_peak_mb": 300.0, "triton_peak_mb": 800.0},
+    }  # fmt: skip
+    text = markdown([result], "python -m scripts.benchmark --hmr2 tiny", "Test CPU, 2 cores")
+    assert "Machine: Test CPU, 2 cores" in text and "## HMR2 tiny" in text
+    assert "runner.mp4 1920x1080 (1.0 people): 5.0 ms, target ≤ 10 ms (met)" in text
+    assert "8 sessions: 2.50× the frames/s of one, HMR2 batch 3.00; target ≥ 2× and > 1" in text
