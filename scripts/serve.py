@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from scripts.model_repository import build_local_repository
+from scripts.tiny_models import build_tiny_repository
 from scripts.triton_server import LocalTritonServer
 from tracker_service.model_spec import MODELS, SMPL, SMPL_FACES_FILE
 
@@ -112,9 +113,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
+    parser.add_argument(
+        "--hmr2", choices=["full", "tiny"], default="full",
+        help="tiny: serve the tiny model set (scripts/tiny_models.py) instead of --repository",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with local_stack(repository=args.repository, port=args.port) as (url, triton, service):
+    repository = args.repository
+    if args.hmr2 == "tiny":
+        repository = build_tiny_repository(BUILD / "tiny_repository")
+    with local_stack(repository=repository, port=args.port) as (url, triton, service):
         print(f"POST {url}/pose/hybrid  GET {url}/health  GET {url}/metrics")
         print(f"Triton: gRPC {triton.grpc_url}, metrics {triton.metrics_url}; Ctrl-C stops")
         try:

@@ -14,48 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from scripts.export_hmr2 import (
-    ServedHMR2,
-    ServedSMPL,
-    build_network,
-    export_model,
-    random_crops,
-    write_faces,
-)
-from scripts.hmr2.body_model import BodyModel
-from scripts.hmr2.network import HMR2Config
-from scripts.make_standin_smpl import make_standin
 from scripts.model_repository import (
     ONNX_FILENAME,
     VERSION,
     build_local_repository,
-    write_production_repository,
 )
+from scripts.tiny_models import DETECTOR_DIR, build_tiny_repository
 from scripts.triton_server import DEFAULT_VENV, LocalTritonServer
-from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DETECTOR_ONNX = REPO_ROOT / "model_repository" / PERSON_DETECTOR.name / "1" / "model.onnx"
+DETECTOR_ONNX = DETECTOR_DIR / "1" / "model.onnx"
 
 #: How long the server may take to load every model and become ready.
 STARTUP_TIMEOUT_S = 120.0
-
-
-def export_tiny_models(root: Path) -> None:
-    """Export the real HMR2 graph (tiny configuration, generated weights) and body model.
-
-    Same code as the full-size export, narrower and shallower so that tests run in seconds;
-    the body model is the generated stand-in with the official SMPL layout.
-    """
-    standin = make_standin()
-    write_faces(standin.faces, root)
-    body_model = BodyModel(standin).eval()
-    network = build_network(HMR2Config.tiny(), weights="generated")
-    crops = (random_crops(2),)
-    served = ServedHMR2(network, body_model)
-    export_model(served, HMR2, crops, root / HMR2.name / VERSION / ONNX_FILENAME)
-    params = tuple(t.detach() for t in served(*crops)[:3])
-    export_model(ServedSMPL(body_model), SMPL, params, root / SMPL.name / VERSION / ONNX_FILENAME)
 
 
 @pytest.fixture(scope="session")
@@ -66,19 +36,12 @@ def production_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the one ``make models`` built into ``model_repository/`` (required: building it needs
     TensorFlow, in its own environment).
     """
-    detector = DETECTOR_ONNX
-    if not detector.exists():
-        reason = f"{detector} is missing: run `make models` to build the offline detector"
+    if not DETECTOR_ONNX.exists():
+        reason = f"{DETECTOR_ONNX} is missing: run `make models` to build the offline detector"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    root = tmp_path_factory.mktemp("production_repository")
-    write_production_repository(root)
-    export_tiny_models(root)
-    (root / PERSON_DETECTOR.name / VERSION).mkdir()
-    for item in detector.parent.iterdir():
-        (root / PERSON_DETECTOR.name / VERSION / item.name).symlink_to(item.resolve())
-    return root
+    return build_tiny_repository(tmp_path_factory.mktemp("production_repository"))
 
 
 @pytest.fixture(scope="session")
