@@ -71,7 +71,8 @@ test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz 
 lint:  ## Ruff.
 	$(PY) -m ruff check .
 
-bench: install models  ## Per-crop latency of PyTorch, ONNX Runtime and Triton (full-size HMR2).
+bench: install models  ## End-to-end service benchmark (tiny and full HMR2), then HMR2 per crop.
+	$(PY) -m scripts.benchmark --hmr2 tiny full
 	$(PY) -m scripts.benchmark_hmr2
 
 clean:  ## Remove build outputs (not the virtual environments).

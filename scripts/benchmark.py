@@ -14,10 +14,10 @@ clip when they are absent):
 - the service's peak memory (``VmHWM`` of its process) and the answer's size.
 
 ``--hmr2 full`` serves the exported full-size HMR2 of ``make models`` (about 1 s per crop on a
-CPU: keep ``--frames`` small); ``--hmr2 tiny`` exports the tiny configuration of the same
-network into ``build/benchmark/`` (as the integration tests do) to measure the service's own
-overhead without waiting on ViT-H. Prints Markdown and writes it to ``docs/benchmark.md`` (the
-raw figures to ``docs/benchmark.json``), naming the machine.
+CPU: keep ``--frames`` small); ``--hmr2 tiny`` serves the tiny model set of
+``scripts/tiny_models.py`` (``build/tiny_repository``, as ``make serve --hmr2 tiny`` does) to
+measure the service's own overhead without waiting on ViT-H. Prints Markdown and writes it to
+``docs/benchmark.md`` (the raw figures to ``docs/benchmark.json``), naming the machine.
 
 Example:
     python -m scripts.benchmark --hmr2 tiny full --frames 20
@@ -48,12 +48,12 @@ import cv2
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.model_repository import ONNX_FILENAME, VERSION, write_production_repository
+from scripts.serve import BUILD as SERVE_BUILD
 from scripts.serve import local_stack
-from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL
+from scripts.tiny_models import build_tiny_repository
+from tracker_service.model_spec import HMR2, PERSON_DETECTOR
 
 REPO = Path("model_repository")
-BUILD = Path("build/benchmark")
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 VIDEOS = ("runner.mp4", "vtest.avi")
 #: Stages spent waiting on Triton or on other frames: not the service's own work.
@@ -78,44 +78,6 @@ def machine() -> str:
         f"{name}, {os.cpu_count()} cores, {platform.system()} {platform.release()} "
         f"(load average {load:.1f} when the run started)"
     )
-
-
-def tiny_repository(root: Path) -> Path:
-    """The production layout with the tiny HMR2 and the body model exported into ``root``.
-
-    The person detector is the one ``make models`` built (linked). Exported once, then reused.
-    """
-    if not (root / HMR2.name / VERSION / ONNX_FILENAME).is_file():
-        from scripts.export_hmr2 import (
-            ServedHMR2,
-            ServedSMPL,
-            build_network,
-            export_model,
-            random_crops,
-            write_faces,
-        )
-        from scripts.hmr2.body_model import BodyModel
-        from scripts.hmr2.network import HMR2Config
-        from scripts.make_standin_smpl import make_standin
-
-        print(f"exporting the tiny HMR2 into {root} ...", flush=True)
-        write_production_repository(root)
-        standin = make_standin()
-        write_faces(standin.faces, root)
-        body_model = BodyModel(standin).eval()
-        served = ServedHMR2(build_network(HMR2Config.tiny(), weights="generated"), body_model)
-        crops = (random_crops(2),)
-        export_model(served, HMR2, crops, root / HMR2.name / VERSION / ONNX_FILENAME)
-        params = tuple(t.detach() for t in served(*crops)[:3])
-        export_model(
-            ServedSMPL(body_model), SMPL, params, root / SMPL.name / VERSION / ONNX_FILENAME
-        )
-    detector = root / PERSON_DETECTOR.name / VERSION
-    if not detector.exists():
-        detector.mkdir(parents=True)
-        for item in (REPO / PERSON_DETECTOR.name / VERSION).iterdir():
-            (detector / item.name).symlink_to(item.resolve())
-    return root
 
 
 def generated_clip(count: int) -> list[np.ndarray]:
@@ -296,7 +258,7 @@ def throughput_run(
 
 def benchmark(args: argparse.Namespace, size: str) -> dict[str, Any]:
     """Every measurement with one HMR2 size, on a stack of its own."""
-    repository = tiny_repository(BUILD / "tiny_repository") if size == "tiny" else REPO
+    repository = build_tiny_repository(SERVE_BUILD / "tiny_repository") if size == "tiny" else REPO
     videos = [load_video(name, args.frames) for name in args.videos]
     throughput_label, throughput_frames = load_video(args.throughput_video, args.session_frames)
     port, *triton_ports = free_ports(4)
