@@ -5,8 +5,11 @@ the exported one in ``model_repository/hmr2`` (``make models``: full size, gener
 the PyTorch figures use the same weights. Prints a Markdown table and writes it, with the
 machine's name, to ``docs/benchmark_hmr2.md`` (and the raw figures to ``.json``).
 
-Example:
+Examples:
     python -m scripts.benchmark_hmr2 --batches 1 8 --repeats 3
+    # on a GPU machine (CUDA torch, onnxruntime-gpu with TensorRT):
+    python -m scripts.benchmark_hmr2 --engines "PyTorch eager CUDA" "ONNX Runtime CUDA" \
+        "ONNX Runtime TensorRT FP16" --out docs/benchmark_hmr2_gpu.md
 
 """
 
@@ -15,14 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import platform
 import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from scripts.benchmark import machine
 
 REPO = Path("model_repository")
 SMPL_DIR = Path("build/smpl")
@@ -39,7 +44,7 @@ def _time(run: Callable[[np.ndarray], object], batch: int, repeats: int) -> list
     return times
 
 
-def _pytorch(batches: Sequence[int], repeats: int, config: str) -> dict:
+def _pytorch(batches: Sequence[int], repeats: int, config: str, device: str = "cpu") -> dict:
     import torch
 
     from scripts.export_hmr2 import ServedHMR2, build_network
@@ -49,22 +54,38 @@ def _pytorch(batches: Sequence[int], repeats: int, config: str) -> dict:
 
     network = build_network(getattr(HMR2Config, config)(), weights="generated")
     body = BodyModel(load_smpl(SMPL_DIR / "SMPL_NEUTRAL.npz", SMPL_DIR / "SMPL_to_J19.pkl"))
-    served = ServedHMR2(network, body).eval()
+    served = ServedHMR2(network, body).eval().to(device)
 
     def run(crops: np.ndarray) -> object:
         with torch.no_grad():
-            return served(torch.from_numpy(crops))
+            out = served(torch.from_numpy(crops).to(device))
+            return [t.cpu() for t in out]  # waits for the device
 
     return {b: _time(run, b, repeats) for b in batches}
 
 
-def _onnxruntime(batches: Sequence[int], repeats: int, config: str) -> dict:
+def _onnxruntime(
+    batches: Sequence[int],
+    repeats: int,
+    config: str,
+    providers: Sequence = ("CPUExecutionProvider",),
+) -> dict:
     import onnxruntime as ort
 
     path = str(REPO / "hmr2/1/model.onnx")
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(path, providers=list(providers))
     name = session.get_inputs()[0].name
     return {b: _time(lambda c: session.run(None, {name: c}), b, repeats) for b in batches}
+
+
+_TENSORRT_FP16 = (
+    "TensorrtExecutionProvider",
+    {
+        "trt_fp16_enable": True,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": "build/trt",
+    },
+)
 
 
 def _triton(batches: Sequence[int], repeats: int, config: str) -> dict:
@@ -86,7 +107,18 @@ def _triton(batches: Sequence[int], repeats: int, config: str) -> dict:
     return result
 
 
-ENGINES = {"PyTorch eager": _pytorch, "ONNX Runtime": _onnxruntime, "Triton (gRPC)": _triton}
+ENGINES = {
+    "PyTorch eager": _pytorch,
+    "ONNX Runtime": _onnxruntime,
+    "Triton (gRPC)": _triton,
+    # On a GPU machine (onnxruntime-gpu and a CUDA build of torch installed); not on this CPU.
+    "PyTorch eager CUDA": partial(_pytorch, device="cuda"),
+    "ONNX Runtime CUDA": partial(_onnxruntime, providers=["CUDAExecutionProvider"]),
+    "ONNX Runtime TensorRT FP16": partial(
+        _onnxruntime, providers=[_TENSORRT_FP16, "CUDAExecutionProvider"]
+    ),
+}
+CPU_ENGINES = ["PyTorch eager", "ONNX Runtime", "Triton (gRPC)"]
 
 
 def _child(engine: str, batches: Sequence[int], repeats: int, config: str) -> dict:
@@ -101,11 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--config", choices=["full", "tiny"], default="full")
-    parser.add_argument("--engines", nargs="+", choices=list(ENGINES), default=list(ENGINES))
+    parser.add_argument("--engines", nargs="+", choices=list(ENGINES), default=CPU_ENGINES)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmark_hmr2.md"))
     args = parser.parse_args(argv)
 
-    machine = f"{platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} cores"
+    host = machine()
     rows, raw = [], {}
     for engine in args.engines:
         print(f"running {engine} ...", flush=True)
@@ -117,10 +149,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             per_crop = 1000 * statistics.median(result[b]) / b
             rows.append(f"| {engine} | {b} | {per_crop:.0f} | {peak:.0f} |")
             print(rows[-1], flush=True)
+    median = {e: {b: statistics.median(raw[e][b]) for b in args.batches} for e in raw}
+    speedups = [
+        f"ONNX Runtime vs PyTorch eager at batch {b}: "
+        f"{median['PyTorch eager'][b] / median['ONNX Runtime'][b]:.2f}x faster per crop."
+        for b in args.batches
+        if {"PyTorch eager", "ONNX Runtime"} <= raw.keys()
+    ]
     table = "\n".join(
         [
             f"HMR2 ({args.config} size, float32) per-crop latency, median of {args.repeats} runs "
-            f"after one warm-up, on {machine} (CPU).",
+            f"after one warm-up, on {host}.",
             "Command: `python -m scripts.benchmark_hmr2"
             f" --batches {' '.join(map(str, args.batches))} --repeats {args.repeats}`",
             "",
@@ -128,13 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "| --- | --- | --- | --- |",
             *rows,
             "",
+            *speedups,
+            "",
             "Peak memory is the engine process's peak resident set (for Triton: the client "
             "process plus the server and its Python-backend stub).",
         ]
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, **raw}, indent=2))
+    args.out.with_suffix(".json").write_text(json.dumps({"machine": host, **raw}, indent=2))
     print(f"\n{table}\nwrote {args.out}")
     return 0
 

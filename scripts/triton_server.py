@@ -379,13 +379,16 @@ class LocalTritonServer:
         return self._process.wait()
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """Stop the server: SIGINT, wait up to ``timeout_s``, then kill. Idempotent."""
+        """Stop the server: SIGINT, wait up to ``timeout_s``, then kill. Idempotent.
+
+        ``timeout_s=0`` kills at once, as a crash would (used to test outages).
+        """
         process, self._process = self._process, None
         if process is not None:
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signal.SIGINT if timeout_s > 0 else signal.SIGKILL)
                 try:
-                    process.wait(timeout=timeout_s)
+                    process.wait(timeout=timeout_s or None)
                 except subprocess.TimeoutExpired:
                     logger.warning("tritonserver ignored SIGINT for %.0f s; killing it", timeout_s)
                     process.kill()

@@ -110,7 +110,7 @@ def test_triton_late_start_and_restart_mid_video_need_no_service_restart(
         track = before[-1][1]["track_id"]
         assert track is not None and before[-1][1]["pose_source"] == "detected"
 
-        triton.stop()  # Triton goes away in the middle of the video
+        triton.stop(timeout_s=0)  # Triton is killed (SIGKILL) in the middle of the video
         during = [post(n) for n in range(12, 17)]
         assert [status for status, _ in during] == [503] * 5, during
         assert all("Triton" in a["error"] or "not ready" in a["error"] for _, a in during)
