@@ -114,6 +114,7 @@ def test_triton_late_start_and_restart_mid_video_need_no_service_restart(
         during = [post(n) for n in range(12, 17)]
         assert [status for status, _ in during] == [503] * 5, during
         assert all("Triton" in a["error"] or "not ready" in a["error"] for _, a in during)
+        _wait_health(live, ready=False, timeout_s=5.0)  # once its cached check expires
         assert _health(live)["status"] == "warming_up"
 
         triton.start()  # the same ports
