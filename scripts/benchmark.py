@@ -33,7 +33,6 @@ import logging
 import os
 import platform
 import shlex
-import socket
 import statistics
 import sys
 import time
@@ -51,6 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scripts.serve import BUILD as SERVE_BUILD
 from scripts.serve import local_stack
 from scripts.tiny_models import build_tiny_repository
+from scripts.triton_server import free_ports
 from tracker_service.model_spec import HMR2, PERSON_DETECTOR
 
 REPO = Path("model_repository")
@@ -114,18 +114,6 @@ def load_video(name: str, count: int) -> tuple[str, list[str]]:
     height, width = frames[0].shape[:2]
     encoded = [base64.b64encode(cv2.imencode(".jpg", f)[1].tobytes()).decode() for f in frames]
     return f"{name} {width}x{height}", encoded
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free right now (held open together, so that they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def post(url: str, image: str, number: int, session: str) -> tuple[float, bytes]:

@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -51,6 +52,18 @@ print(json.dumps({
     "pytriton": spec.submodule_search_locations[0] if spec else None,
 }))
 """
+
+
+def free_ports(count: int) -> list[int]:
+    """Loopback ports free right now (held open together, so that they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class TritonServerError(RuntimeError):

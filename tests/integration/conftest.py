@@ -8,7 +8,6 @@ real exported graphs.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from scripts.model_repository import (
     build_local_repository,
 )
 from scripts.tiny_models import DETECTOR_DIR, build_tiny_repository
-from scripts.triton_server import DEFAULT_VENV, LocalTritonServer
+from scripts.triton_server import DEFAULT_VENV, LocalTritonServer, free_ports
 
 DETECTOR_ONNX = DETECTOR_DIR / "1" / "model.onnx"
 
@@ -55,18 +54,6 @@ def triton_venv() -> Path:
     return DEFAULT_VENV
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports free right now (held open together, so they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 ServerFactory = Callable[[Path, Sequence[str], Path], LocalTritonServer]
 
 
@@ -75,7 +62,7 @@ def local_server_factory(triton_venv: Path) -> ServerFactory:
     """Build (not start) a ``LocalTritonServer`` on free ports: (repository, models, log_file)."""
 
     def factory(repository: Path, models: Sequence[str], log_file: Path) -> LocalTritonServer:
-        http_port, grpc_port, metrics_port = _free_ports(3)
+        http_port, grpc_port, metrics_port = free_ports(3)
         return LocalTritonServer(
             repository=repository,
             models=models,

@@ -28,8 +28,13 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from scripts.cpu_configs import CPU_CONFIG_NAME, cpu_config_path
 from scripts.model_repository import build_local_repository
-from scripts.triton_server import LocalTritonServer, TritonInstallation, TritonServerError
-from tests.integration.conftest import ServerFactory, _free_ports
+from scripts.triton_server import (
+    LocalTritonServer,
+    TritonInstallation,
+    TritonServerError,
+    free_ports,
+)
+from tests.integration.conftest import ServerFactory
 from tests.unit.test_deployment import DASHBOARD, tracker_healthcheck
 from tracker_service.model_spec import SMPL, SMPL_FACES_FILE
 
@@ -76,7 +81,7 @@ def gpu_pinned_repository(production_repository: Path, tmp_path_factory) -> Path
 def test_the_cpu_config_name_serves_a_gpu_pinned_model_on_the_cpu(
     triton_venv: Path, gpu_pinned_repository: Path, tmp_path: Path
 ) -> None:
-    http_port, grpc_port, metrics_port = _free_ports(3)
+    http_port, grpc_port, metrics_port = free_ports(3)
     server = ConfigNamedServer(
         config_name=CPU_CONFIG_NAME, repository=gpu_pinned_repository, models=[SMPL.name],
         log_file=tmp_path / "cpu.log", http_port=http_port, grpc_port=grpc_port,
@@ -119,7 +124,7 @@ def service_process(
     triton_server: LocalTritonServer, production_repository: Path, tmp_path_factory
 ) -> Iterator[int]:
     """``python -m tracker_service`` (the image's CMD) on a free port; yields the port."""
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")},
         "TRACKER_HOST": "127.0.0.1",

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from flask import Flask
 
+from scripts.triton_server import free_ports
 from tracker_service.server import Server
 
 
@@ -77,22 +78,16 @@ def test_errors_of_waitress_itself_are_json(head, body, status, words):
     assert words in json.loads(content)["error"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_module_serves_until_a_signal(tmp_path, repo_root, signum):
     faces = tmp_path / "faces.npy"
     np.save(faces, np.zeros((13776, 3), np.int32))
-    port = _free_port()
+    port, triton_port = free_ports(2)
     env = dict(
         os.environ,
         TRACKER_HOST="127.0.0.1",
         TRACKER_PORT=str(port),
-        TRACKER_TRITON_URL=f"127.0.0.1:{_free_port()}",
+        TRACKER_TRITON_URL=f"127.0.0.1:{triton_port}",
         TRACKER_SMPL_FACES=str(faces),
         TRACKER_THREADS="2",
     )
