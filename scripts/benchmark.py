@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.media import read_frames, walking_clip
 from scripts.serve import BUILD as SERVE_BUILD
 from scripts.serve import local_stack
 from scripts.tiny_models import build_tiny_repository
@@ -80,37 +81,15 @@ def machine() -> str:
     )
 
 
-def generated_clip(count: int) -> list[np.ndarray]:
-    """A figure walking across a noisy background, for machines without the shared media."""
-    from scripts.synthetic import draw_stick_figure, noisy_background
-
-    rng = np.random.default_rng(0)
-    background = noisy_background(480, 640, rng)
-    frames = []
-    for i in range(count):
-        frame = background.copy()
-        draw_stick_figure(frame, 80 + 14 * (i % 36), 110, 280, (40, 50, 70), stride=(i % 6 - 3) * 5)
-        frames.append(cv2.GaussianBlur(frame, (5, 5), 0))
-    return frames
-
-
 def load_video(name: str, count: int) -> tuple[str, list[str]]:
     """The first ``count`` frames of a shared video as base64 JPEG, at their own size.
 
     Returns the video's label (with its resolution) and the frames.
     """
     path = SHARED_MEDIA / name
-    frames: list[np.ndarray] = []
-    if path.is_file():
-        capture = cv2.VideoCapture(str(path))
-        while len(frames) < count:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame)
-        capture.release()
+    frames = read_frames(path, count)
     if not frames:
-        name, frames = f"generated clip (no {path})", generated_clip(count)
+        name, frames = f"generated clip (no {path})", walking_clip(count)
     height, width = frames[0].shape[:2]
     encoded = [base64.b64encode(cv2.imencode(".jpg", f)[1].tobytes()).decode() for f in frames]
     return f"{name} {width}x{height}", encoded

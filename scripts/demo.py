@@ -24,36 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scripts.serve import BUILD, local_stack
-from scripts.synthetic import draw_stick_figure, noisy_background
+from scripts.media import read_frames, walking_clip
+from scripts.serve import local_stack
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
-
-
-def synthetic_clip(path: Path, frames: int = 30) -> Path:
-    """Write a small clip of a figure walking across, for machines without the shared media."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
-    rng = np.random.default_rng(0)
-    background = noisy_background(480, 640, rng)
-    for i in range(frames):
-        frame = background.copy()
-        draw_stick_figure(frame, 80 + 14 * i, 140, 200, (20, 20, 20), stride=(i % 6 - 3) * 5)
-        writer.write(frame)
-    writer.release()
-    return path
-
-
-def read_frames(video: Path, count: int) -> list[np.ndarray]:
-    """The first ``count`` frames of a video, BGR."""
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 def post(url: str, frame: np.ndarray, number: int, session: str) -> dict:
@@ -79,11 +53,10 @@ def hide(frame: np.ndarray, box: Sequence[float]) -> None:
     frame[y1 : int(y2 + h / 3), x1 : int(x2 + w / 3)] = np.median(frame.reshape(-1, 3), axis=0)
 
 
-def run_clip(url: str, video: Path, count: int, hidden: range) -> None:
-    """Post ``count`` frames of a clip in order, hiding the main subject in ``hidden`` frames."""
-    frames = read_frames(video, count)
-    session = video.stem
-    print(f"\n{video.name}: {len(frames)} frames, session {session!r}"
+def run_clip(url: str, name: str, frames: list[np.ndarray], hidden: range) -> None:
+    """Post a clip's frames in order, hiding the main subject in ``hidden`` frames."""
+    session = Path(name).stem
+    print(f"\n{name}: {len(frames)} frames, session {session!r}"
           + (f", main subject hidden in frames {hidden.start}-{hidden.stop - 1}" if hidden else ""))
     sources, identities, times, last_box = Counter(), Counter(), [], None
     for number, frame in enumerate(frames):
@@ -106,7 +79,7 @@ def run_clip(url: str, video: Path, count: int, hidden: range) -> None:
             + f" | {1000 * times[-1]:.0f} ms"
         )
     print(
-        f"{video.name}: {len(frames)} frames answered, {sources['detected']} detected, "
+        f"{name}: {len(frames)} frames answered, {sources['detected']} detected, "
         f"{sources['predicted']} predicted, {sources['none']} without a body; "
         f"{len(identities)} identities; {1000 * np.mean(times):.0f} ms per frame "
         f"(p50 {1000 * np.median(times):.0f} ms)"
@@ -123,19 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     clips = [
-        (SHARED_MEDIA / "vtest.avi", args.vtest_frames, range(0)),
-        (SHARED_MEDIA / "runner.mp4", args.runner_frames, range(12, 20)),
+        ("vtest.avi", read_frames(SHARED_MEDIA / "vtest.avi", args.vtest_frames), range(0)),
+        ("runner.mp4", read_frames(SHARED_MEDIA / "runner.mp4", args.runner_frames), range(12, 20)),
     ]
-    if not all(video.exists() for video, _, _ in clips):
-        BUILD.mkdir(exist_ok=True)
-        clip = synthetic_clip(BUILD / "demo_clip.avi")
-        print(f"{SHARED_MEDIA} is absent: using a clip made here, {clip}")
-        clips = [(clip, 30, range(12, 20))]
+    if not all(frames for _, frames, _ in clips):
+        print(f"{SHARED_MEDIA} is absent: using a clip of a figure walking, made here")
+        clips = [("walking_figure", walking_clip(30), range(12, 20))]
     start = time.perf_counter()
     with local_stack(port=args.port) as (url, _, _):
         print(f"Triton and the tracker service ready in {time.perf_counter() - start:.0f} s: {url}")
-        for video, count, hidden in clips:
-            run_clip(url, video, count, hidden)
+        for name, frames, hidden in clips:
+            run_clip(url, name, frames, hidden)
     return 0
 
 

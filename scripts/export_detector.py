@@ -314,7 +314,7 @@ def synthetic_images(batch: int, seed: int = 0) -> np.ndarray:
     """
     import cv2
 
-    from scripts.synthetic import draw_stick_figure, noisy_background
+    from scripts.media import draw_stick_figure, noisy_background
 
     rng = np.random.default_rng(seed)
     in_h, in_w = _INPUT_HW

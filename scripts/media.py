@@ -1,9 +1,40 @@
-"""Synthetic people for machines without real media: dark stick figures the detectors find."""
+"""Frames for the demo, the benchmark and the detector's checks: real video, or synthetic people.
+
+Synthetic people are dark stick figures on a textured background, which the offline detector
+finds; they stand in for the shared media on machines that do not have it.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+
+
+def read_frames(video: Path, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of a video, BGR (fewer if it is shorter; none if unreadable)."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def walking_clip(count: int) -> list[np.ndarray]:
+    """``count`` 640x480 frames of one figure walking across (the detector finds most of them)."""
+    background = noisy_background(480, 640, np.random.default_rng(0))
+    frames = []
+    for i in range(count):
+        frame = background.copy()
+        x = 80 + 14 * (i % 36)
+        draw_stick_figure(frame, x, 140, 200, (20, 20, 20), stride=(i % 6 - 3) * 5)
+        frames.append(frame)
+    return frames
 
 
 def noisy_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
