@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2 as mc
 
-from scripts.model_repository import CONFIG_FILENAME, read_config
+from scripts.model_repository import CONFIG_FILENAME, derive_cpu_config, read_config
 
 logger = logging.getLogger(__name__)
 
@@ -43,32 +42,6 @@ _HEADER = """\
 def cpu_config_path(model_dir: Path) -> Path:
     """Where the CPU config of the model in ``model_dir`` lives."""
     return model_dir / CONFIGS_DIR / f"{CPU_CONFIG_NAME}.pbtxt"
-
-
-def derive_cpu_config(production: mc.ModelConfig) -> mc.ModelConfig:
-    """Derive the CPU config from a production config.
-
-    The ONNX Runtime backend applies ``gpu_execution_accelerator`` to GPU instances only, so
-    dropping it changes nothing on the CPU; it is removed so that the file says what runs.
-
-    Args:
-        production: A parsed production config (``KIND_GPU`` instances).
-
-    Returns:
-        A new config with every instance group on the CPU and no GPU accelerators.
-
-    """
-    cpu = mc.ModelConfig()
-    cpu.CopyFrom(production)
-    for group in cpu.instance_group:
-        group.kind = mc.ModelInstanceGroup.KIND_CPU
-        group.ClearField("gpus")
-    cpu.optimization.execution_accelerators.ClearField("gpu_execution_accelerator")
-    if not cpu.optimization.execution_accelerators.ListFields():
-        cpu.optimization.ClearField("execution_accelerators")
-    if not cpu.optimization.ListFields():
-        cpu.ClearField("optimization")
-    return cpu
 
 
 def cpu_config_text(production_config: Path) -> str:

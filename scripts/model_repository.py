@@ -166,11 +166,38 @@ def write_production_repository(root: Path) -> list[Path]:
     return written
 
 
+def derive_cpu_config(production: mc.ModelConfig) -> mc.ModelConfig:
+    """Derive the CPU config from a production config.
+
+    The ONNX Runtime backend applies ``gpu_execution_accelerator`` to GPU instances only, so
+    dropping it changes nothing on the CPU; it is removed so that the file says what runs.
+
+    Args:
+        production: A parsed production config (``KIND_GPU`` instances).
+
+    Returns:
+        A new config with every instance group on the CPU and no GPU accelerators.
+
+    """
+    cpu = mc.ModelConfig()
+    cpu.CopyFrom(production)
+    for group in cpu.instance_group:
+        group.kind = mc.ModelInstanceGroup.KIND_CPU
+        group.ClearField("gpus")
+    cpu.optimization.execution_accelerators.ClearField("gpu_execution_accelerator")
+    if not cpu.optimization.execution_accelerators.ListFields():
+        cpu.optimization.ClearField("execution_accelerators")
+    if not cpu.optimization.ListFields():
+        cpu.ClearField("optimization")
+    return cpu
+
+
 def derive_local_config(production: mc.ModelConfig) -> mc.ModelConfig:
     """Derive the local CPU (Python backend) config from a production config.
 
-    Only the backend, the instance kind and the accelerators change; names,
-    shapes, data types, batching, warmup and parameters are kept.
+    The CPU config (:func:`derive_cpu_config`) with the Python backend instead of ONNX
+    Runtime, and no accelerator at all; names, shapes, data types, batching, warmup and
+    parameters are kept.
 
     Args:
         production: A parsed production config.
@@ -179,14 +206,10 @@ def derive_local_config(production: mc.ModelConfig) -> mc.ModelConfig:
         A new config for the Python backend.
 
     """
-    local = mc.ModelConfig()
-    local.CopyFrom(production)
+    local = derive_cpu_config(production)
     local.ClearField("platform")
     local.ClearField("default_model_filename")
     local.backend = "python"
-    for group in local.instance_group:
-        group.kind = mc.ModelInstanceGroup.KIND_CPU
-        group.ClearField("gpus")
     local.optimization.ClearField("execution_accelerators")
     if not local.optimization.ListFields():
         local.ClearField("optimization")
