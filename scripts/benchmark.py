@@ -1,6 +1,6 @@
 """End-to-end benchmark: real video through the real service over HTTP, on a real Triton.
 
-Starts the local stack (``scripts.serve.local_stack``: Triton on the local repository, the
+Starts the local stack (:func:`tracker_tools.stack.local_stack`: Triton on the local repository, the
 tracker service as ``python -m tracker_service`` in its own process) and measures, with real
 video (``../shared/media/runner.mp4``: one runner, ``vtest.avi``: pedestrians; a generated
 clip when they are absent):
@@ -15,7 +15,7 @@ clip when they are absent):
 
 ``--hmr2 full`` serves the exported full-size HMR2 of ``make models`` (about 1 s per crop on a
 CPU: keep ``--frames`` small); ``--hmr2 tiny`` serves the tiny model set of
-``scripts/tiny_models.py`` (``build/tiny_repository``, as ``make serve --hmr2 tiny`` does) to
+``tracker_tools/tiny_models.py`` (``build/tiny_repository``, as ``make serve --hmr2 tiny`` does) to
 measure the service's own overhead without waiting on ViT-H. Prints Markdown and writes it to
 ``docs/benchmark.md`` (the raw figures to ``docs/benchmark.json``), naming the machine.
 
@@ -27,58 +27,35 @@ Example:
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
-import os
-import platform
 import shlex
 import statistics
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.media import read_frames, walking_clip
-from scripts.serve import BUILD as SERVE_BUILD
-from scripts.serve import local_stack
-from scripts.tiny_models import build_tiny_repository
-from scripts.triton_server import free_ports
 from tracker_service.model_spec import HMR2, PERSON_DETECTOR
+from tracker_tools.client import MetricKey, ServiceClient, metrics_at
+from tracker_tools.machine import cpu_times, machine, peak_rss_mb
+from tracker_tools.media import SHARED_MEDIA, encode_base64, read_frames, walking_clip
+from tracker_tools.stack import BUILD, MODEL_REPOSITORY, local_stack
+from tracker_tools.tiny_models import build_tiny_repository
+from tracker_tools.triton_server import free_ports
 
-REPO = Path("model_repository")
-SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+REPO = MODEL_REPOSITORY
 VIDEOS = ("runner.mp4", "vtest.avi")
 #: Stages spent waiting on Triton or on other frames: not the service's own work.
 NOT_OWN_WORK = ("detect", "hmr2", "smpl", "wait")
 #: Stages of building and serialising the answer.
 ANSWER_STAGES = ("answer", "encode")
 TIMEOUT_S = 900.0
-
-
-def machine() -> str:
-    """The CPU's model name, core count and system, and how busy the machine is."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0]
-    return (
-        f"{name}, {os.cpu_count()} cores, {platform.system()} {platform.release()} "
-        f"(load average {load:.1f} when the run started)"
-    )
 
 
 def load_video(name: str, count: int) -> tuple[str, list[str]]:
@@ -91,36 +68,13 @@ def load_video(name: str, count: int) -> tuple[str, list[str]]:
     if not frames:
         name, frames = f"generated clip (no {path})", walking_clip(count)
     height, width = frames[0].shape[:2]
-    encoded = [base64.b64encode(cv2.imencode(".jpg", f)[1].tobytes()).decode() for f in frames]
+    encoded = [encode_base64(f) for f in frames]
     return f"{name} {width}x{height}", encoded
 
 
-def post(url: str, image: str, number: int, session: str) -> tuple[float, bytes]:
-    """Post one frame; return the client-side latency in seconds and the answer's bytes."""
-    body = json.dumps(
-        {"image_base64": image, "frame_number": number, "session_id": session}
-    ).encode()
-    request = urllib.request.Request(
-        f"{url}/pose/hybrid", body, {"Content-Type": "application/json"}
-    )
-    start = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-        data = response.read()
-    return time.perf_counter() - start, data
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """A Prometheus page as ``{(sample name, sorted labels): value}``."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
-    return {
-        (sample.name.removesuffix("_total"), tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def stage_ms(before: dict, after: dict, frames: int) -> dict[str, float]:
+def stage_ms(
+    before: dict[MetricKey, float], after: dict[MetricKey, float], frames: int
+) -> dict[str, float]:
     """Milliseconds per frame of each stage, from the stage histograms' sums."""
     stages = {}
     for (name, labels), value in after.items():
@@ -130,7 +84,9 @@ def stage_ms(before: dict, after: dict, frames: int) -> dict[str, float]:
     return stages
 
 
-def triton_batches(before: dict, after: dict) -> dict[str, float]:
+def triton_batches(
+    before: dict[MetricKey, float], after: dict[MetricKey, float]
+) -> dict[str, float]:
     """Average batch size per model: inferences over executions, between two scrapes."""
     batches = {}
     for (name, labels), value in after.items():
@@ -144,34 +100,19 @@ def triton_batches(before: dict, after: dict) -> dict[str, float]:
     return batches
 
 
-def cpu_times() -> tuple[float, float]:
-    """The machine's CPU time so far, (busy, total), in clock ticks of every core."""
-    values = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    return sum(values) - idle, sum(values)
-
-
-def peak_rss_mb(pid: int) -> float:
-    """``VmHWM`` of a process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def latency_run(url: str, label: str, frames: Sequence[str]) -> dict[str, Any]:
+def latency_run(client: ServiceClient, label: str, frames: Sequence[str]) -> dict[str, Any]:
     """One session, frames in order: latency, stage times, answer size, people answered."""
     session = "latency-" + label.split()[0].replace(".", "-")
-    before = scrape(f"{url}/metrics")
+    before = client.metrics()
     latencies, sizes, people, has_body = [], [], [], []
     for number, image in enumerate(frames):
-        seconds, data = post(url, image, number, session)
-        answer = json.loads(data)
-        latencies.append(1000.0 * seconds)
-        sizes.append(len(data))
+        response = client.post_frame(image, frame_number=number, session_id=session)
+        answer = response.answer()
+        latencies.append(1000.0 * response.seconds)
+        sizes.append(len(response.body))
         people.append(len(answer["tracks"]))
         has_body.append(answer["has_3d"])
-    stages = stage_ms(before, scrape(f"{url}/metrics"), len(frames))
+    stages = stage_ms(before, client.metrics(), len(frames))
     with_body = [size for size, body in zip(sizes, has_body, strict=True) if body]
     return {
         "video": label,
@@ -192,16 +133,18 @@ def latency_run(url: str, label: str, frames: Sequence[str]) -> dict[str, Any]:
 
 
 def throughput_run(
-    url: str, metrics_url: str, frames: Sequence[str], sessions: int, tag: str
+    client: ServiceClient, metrics_url: str, frames: Sequence[str], sessions: int, tag: str
 ) -> dict[str, Any]:
     """``sessions`` concurrent sessions, each posting ``frames`` in order: frames per second."""
-    before = scrape(metrics_url)
+    before = metrics_at(metrics_url)
     errors: list[BaseException] = []
 
     def one(index: int) -> None:
         try:
             for number, image in enumerate(frames):
-                post(url, image, number, f"{tag}-{sessions}-{index}")
+                client.post_frame(
+                    image, frame_number=number, session_id=f"{tag}-{sessions}-{index}"
+                ).answer()
         except BaseException as exc:  # reported below, after every session ended
             errors.append(exc)
 
@@ -219,13 +162,13 @@ def throughput_run(
         "seconds": seconds,
         "fps": total / seconds,
         "cpu_busy": (busy_after - busy) / (ticks_after - ticks),
-        "triton_batch": triton_batches(before, scrape(metrics_url)),
+        "triton_batch": triton_batches(before, metrics_at(metrics_url)),
     }
 
 
 def benchmark(args: argparse.Namespace, size: str) -> dict[str, Any]:
     """Every measurement with one HMR2 size, on a stack of its own."""
-    repository = build_tiny_repository(SERVE_BUILD / "tiny_repository") if size == "tiny" else REPO
+    repository = build_tiny_repository(BUILD / "tiny_repository") if size == "tiny" else REPO
     videos = [load_video(name, args.frames) for name in args.videos]
     throughput_label, throughput_frames = load_video(args.throughput_video, args.session_frames)
     port, *triton_ports = free_ports(4)
@@ -245,17 +188,18 @@ def benchmark(args: argparse.Namespace, size: str) -> dict[str, Any]:
         startup_timeout_s=TIMEOUT_S,
         service_env=env,
     ) as (url, triton, service):
+        client = ServiceClient(url, timeout_s=TIMEOUT_S)
         for number, image in enumerate(videos[0][1][:2]):  # warm-up: first inferences
-            post(url, image, number, "warm-up")
+            client.post_frame(image, frame_number=number, session_id="warm-up").answer()
         latency = []
         for label, frames in videos:
             print(f"[{size}] latency: {label}, {len(frames)} frames ...", flush=True)
-            latency.append(latency_run(url, label, frames))
+            latency.append(latency_run(client, label, frames))
         throughput = []
         for sessions in args.sessions:
             print(f"[{size}] throughput: {sessions} sessions ...", flush=True)
             throughput.append(
-                throughput_run(url, triton.metrics_url, throughput_frames, sessions, size)
+                throughput_run(client, triton.metrics_url, throughput_frames, sessions, size)
             )
         memory = {
             "service_peak_mb": peak_rss_mb(service.pid),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.benchmark import machine
+from tracker_tools.machine import machine
 
 REPO = Path("model_repository")
 SMPL_DIR = Path("build/smpl")
@@ -47,10 +47,10 @@ def _time(run: Callable[[np.ndarray], object], batch: int, repeats: int) -> list
 def _pytorch(batches: Sequence[int], repeats: int, config: str, device: str = "cpu") -> dict:
     import torch
 
-    from scripts.export_hmr2 import ServedHMR2, build_network
-    from scripts.hmr2.body_model import BodyModel
-    from scripts.hmr2.network import HMR2Config
-    from scripts.hmr2.smpl_file import load_smpl
+    from tracker_tools.hmr2.body_model import BodyModel
+    from tracker_tools.hmr2.export import ServedHMR2, build_network
+    from tracker_tools.hmr2.network import HMR2Config
+    from tracker_tools.hmr2.smpl_file import load_smpl
 
     network = build_network(getattr(HMR2Config, config)(), weights="generated")
     body = BodyModel(load_smpl(SMPL_DIR / "SMPL_NEUTRAL.npz", SMPL_DIR / "SMPL_to_J19.pkl"))
@@ -89,9 +89,9 @@ _TENSORRT_FP16 = (
 
 
 def _triton(batches: Sequence[int], repeats: int, config: str) -> dict:
-    from scripts.model_repository import build_local_repository
-    from scripts.triton_server import LocalTritonServer
     from tracker_service.inference import TritonModels
+    from tracker_tools.model_repository import build_local_repository
+    from tracker_tools.triton_server import LocalTritonServer
 
     local = Path("build/triton_repository")
     build_local_repository(REPO, local)

@@ -12,37 +12,20 @@ a clip itself.
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import logging
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from scripts.media import read_frames, walking_clip
-from scripts.serve import local_stack
+from tracker_tools.client import ServiceClient
+from tracker_tools.media import SHARED_MEDIA, encode_image, read_frames, walking_clip
+from tracker_tools.stack import StackError, local_stack
 
-SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
-
-
-def post(url: str, frame: np.ndarray, number: int, session: str) -> dict:
-    """Post one frame as the backend does; return the JSON answer."""
-    jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
-    body = {
-        "image_base64": base64.b64encode(jpeg.tobytes()).decode(),
-        "frame_number": number,
-        "session_id": session,
-    }
-    request = urllib.request.Request(
-        f"{url}/pose/hybrid", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return json.load(response)
+#: Full-size HMR2 takes about a second per person on a CPU: a frame may take minutes.
+TIMEOUT_S = 600.0
 
 
 def hide(frame: np.ndarray, box: Sequence[float]) -> None:
@@ -53,7 +36,7 @@ def hide(frame: np.ndarray, box: Sequence[float]) -> None:
     frame[y1 : int(y2 + h / 3), x1 : int(x2 + w / 3)] = np.median(frame.reshape(-1, 3), axis=0)
 
 
-def run_clip(url: str, name: str, frames: list[np.ndarray], hidden: range) -> None:
+def run_clip(client: ServiceClient, name: str, frames: list[np.ndarray], hidden: range) -> None:
     """Post a clip's frames in order, hiding the main subject in ``hidden`` frames."""
     session = Path(name).stem
     print(f"\n{name}: {len(frames)} frames, session {session!r}"
@@ -63,7 +46,9 @@ def run_clip(url: str, name: str, frames: list[np.ndarray], hidden: range) -> No
         if number in hidden and last_box is not None:
             hide(frame, last_box)
         start = time.perf_counter()
-        answer = post(url, frame, number, session)
+        answer = client.post_frame(
+            encode_image(frame, quality=90), frame_number=number, session_id=session
+        ).answer()
         times.append(time.perf_counter() - start)
         tracks = answer.get("tracks", [])
         source = answer["pose_source"] if answer["has_3d"] else "none"
@@ -103,10 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{SHARED_MEDIA} is absent: using a clip of a figure walking, made here")
         clips = [("walking_figure", walking_clip(30), range(12, 20))]
     start = time.perf_counter()
-    with local_stack(port=args.port) as (url, _, _):
-        print(f"Triton and the tracker service ready in {time.perf_counter() - start:.0f} s: {url}")
-        for name, frames, hidden in clips:
-            run_clip(url, name, frames, hidden)
+    try:
+        with local_stack(port=args.port) as (url, _, _):
+            seconds = time.perf_counter() - start
+            print(f"Triton and the tracker service ready in {seconds:.0f} s: {url}")
+            client = ServiceClient(url, timeout_s=TIMEOUT_S)
+            for name, frames, hidden in clips:
+                run_clip(client, name, frames, hidden)
+    except StackError as error:
+        logging.getLogger(__name__).error("%s", error)
+        return 1
     return 0
 
 

@@ -27,8 +27,6 @@ import json
 import struct
 import threading
 import time
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,97 +38,25 @@ import cv2
 import numpy as np
 
 from tracker_service.settings import Settings
+from tracker_tools.client import ClientError, Response, ServiceClient
+from tracker_tools.media import encode_base64, read_frames
 
-#: Client timeout of every request, as the legacy backend's.
-TIMEOUT_S = 120.0
 #: The summary of a frame's answer that tracking decides (see :func:`summary`).
 Summary = tuple[Any, ...]
 
 
-# --------------------------------------------------------------------------- HTTP
-
-
-def request(
-    url: str,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, bytes, str]:
-    """One HTTP request; returns (status, body, content type), also for 4xx and 5xx."""
-    req = urllib.request.Request(url + path, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as response:
-            return response.status, response.read(), response.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read(), error.headers.get("Content-Type", "")
-
-
-def post_frame(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def post_frame(client: ServiceClient, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """``POST /pose/hybrid`` with a JSON payload; returns (status, decoded answer)."""
-    status, data, _ = request(
-        url, "POST", "/pose/hybrid", json.dumps(payload).encode(),
-        {"Content-Type": "application/json"},
-    )
-    return status, json.loads(data)
-
-
-def metric(url: str, name: str) -> float:
-    """The value of an unlabelled metric from ``GET /metrics``."""
-    text = request(url, "GET", "/metrics")[1].decode()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise KeyError(f"{name} is not in /metrics")
-
-
-def wait_ready(url: str, timeout_s: float) -> None:
-    """Poll ``GET /health`` until it answers ready.
-
-    Raises:
-        TimeoutError: Not ready in time.
-
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if json.loads(request(url, "GET", "/health")[1]).get("ready"):
-                return
-        except (OSError, ValueError):
-            pass  # not listening yet
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} is not ready after {timeout_s:.0f} s")
-        time.sleep(0.2)
-
-
-# --------------------------------------------------------------------------- frames
+    response = client.post_json("/pose/hybrid", payload)
+    return response.status, response.json()
 
 
 def read_video(path: Path, count: int, width: int) -> list[str]:
     """The first ``count`` frames of a video, downscaled to ``width``, as base64 JPEGs."""
-    capture = cv2.VideoCapture(str(path))
-    images = []
-    try:
-        while len(images) < count:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            height = round(frame.shape[0] * width / frame.shape[1])
-            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-            images.append(encode(frame))
-    finally:
-        capture.release()
+    images = [encode_base64(frame) for frame in read_frames(path, count, width=width)]
     if not images:
         raise ValueError(f"{path} has no frame that OpenCV can read")
     return images
-
-
-def encode(frame: np.ndarray, ext: str = ".jpg") -> str:
-    """A BGR frame as a base64 JPEG (or PNG)."""
-    ok, data = cv2.imencode(ext, frame)
-    if not ok:
-        raise ValueError(f"OpenCV cannot encode a {frame.shape} frame as {ext}")
-    return base64.b64encode(data.tobytes()).decode()
 
 
 def summary(answer: dict[str, Any]) -> Summary:
@@ -172,22 +98,20 @@ class BadCase:
     path: str = "/pose/hybrid"
     headers: dict[str, str] = field(default_factory=dict)
 
-    def send(self, url: str) -> tuple[int, bytes, str]:
-        """Send the request; returns (status, body, content type)."""
+    def send(self, client: ServiceClient) -> Response:
+        """Send the request; returns the answer, whatever its status."""
         body = json.dumps(self.body).encode() if isinstance(self.body, dict) else self.body
         headers = {"Content-Type": "application/json", **self.headers}
-        return request(url, self.method, self.path, body, headers)
+        return client.request(self.method, self.path, body, headers)
 
-    def check(self, url: str) -> str | None:
+    def check(self, client: ServiceClient) -> str | None:
         """Send the request; None when answered as expected, else what went wrong."""
         try:
-            status, data, content_type = self.send(url)
-        except OSError as error:
-            return f"{self.name}: no answer ({error})"
-        try:
-            answer = json.loads(data)
-        except ValueError:
-            return f"{self.name}: {status} answered with a body that is not JSON: {data[:200]!r}"
+            response = self.send(client)
+            answer = response.json()
+        except ClientError as error:
+            return f"{self.name}: {error}"
+        status, content_type = response.status, response.content_type
         error = answer.get("error") if isinstance(answer, dict) else None
         problems = []
         if status != self.status:
@@ -369,22 +293,26 @@ def bad_requests(max_body_bytes: int, max_image_pixels: int) -> list[BadCase]:
     ]
 
 
-def fire_corpus(url: str, cases: Sequence[BadCase]) -> list[str]:
+def fire_corpus(client: ServiceClient, cases: Sequence[BadCase]) -> list[str]:
     """Send every bad request once; returns what went wrong (empty when all is well)."""
-    return [problem for case in cases if (problem := case.check(url)) is not None]
+    return [problem for case in cases if (problem := case.check(client)) is not None]
 
 
 # --------------------------------------------------------------------------- sessions
 
 
 def run_session(
-    url: str, session_id: str, images: Sequence[str], *, pause: Callable[[], None] | None = None
+    client: ServiceClient,
+    session_id: str,
+    images: Sequence[str],
+    *,
+    pause: Callable[[], None] | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
     """Post a video's frames in order in one session; returns (status, answer) per frame."""
     answers = []
     for number, image in enumerate(images):
         payload = {"image_base64": image, "frame_number": number, "session_id": session_id}
-        answers.append(post_frame(url, payload))
+        answers.append(post_frame(client, payload))
         if pause is not None:
             pause()
     return answers
@@ -428,14 +356,14 @@ class LoadResult:
 
 
 def run_load(
-    url: str, videos: Sequence[Sequence[str]], references: Sequence[Sequence[Summary]],
+    client: ServiceClient, videos: Sequence[Sequence[str]], references: Sequence[Sequence[Summary]],
     sessions: int, prefix: str = "load",
 ) -> LoadResult:
     """Run ``sessions`` sessions at once, videos in turn; compare each with its clean run."""
     started = time.monotonic()
     with ThreadPoolExecutor(sessions) as pool:
         futures = [
-            pool.submit(run_session, url, f"{prefix}-{i}", videos[i % len(videos)])
+            pool.submit(run_session, client, f"{prefix}-{i}", videos[i % len(videos)])
             for i in range(sessions)
         ]
         results = [future.result() for future in futures]
@@ -468,7 +396,10 @@ class CorpusResult:
 
 
 def corpus_during_session(
-    url: str, cases: Sequence[BadCase], images: Sequence[str], reference: Sequence[Summary],
+    client: ServiceClient,
+    cases: Sequence[BadCase],
+    images: Sequence[str],
+    reference: Sequence[Summary],
     session_id: str = "good",
 ) -> CorpusResult:
     """Fire the corpus over and over while a good session posts its video in order."""
@@ -480,14 +411,14 @@ def corpus_during_session(
         nonlocal sent
         while not done.is_set() or sent < len(cases):  # at least one full pass
             case = cases[sent % len(cases)]
-            if (problem := case.check(url)) is not None:
+            if (problem := case.check(client)) is not None:
                 problems.append(problem)
             sent += 1
 
     firing = threading.Thread(target=fire, name="corpus")
     firing.start()
     try:
-        answers = run_session(url, session_id, images)
+        answers = run_session(client, session_id, images)
     finally:
         done.set()
         firing.join()
@@ -518,31 +449,31 @@ class MemoryResult:
         return max(self.rss_mb[1:]) - self.rss_mb[1]
 
 
-def short_sessions(url: str, count: int, image: str, threads: int = 4) -> MemoryResult:
+def short_sessions(client: ServiceClient, count: int, image: str, threads: int = 4) -> MemoryResult:
     """Run ``count`` sessions of one frame each; read the service's memory every tenth."""
-    rss = [metric(url, "process_resident_memory_bytes") / 2**20]
+    rss = [client.metric("process_resident_memory_bytes") / 2**20]
     answered = 0
     bounds = np.linspace(0, count, 11).round().astype(int)
 
     def one(i: int) -> bool:
-        status, _ = post_frame(url, {"image_base64": image, "frame_number": 0,
+        status, _ = post_frame(client, {"image_base64": image, "frame_number": 0,
                                      "session_id": f"short-{i}"})
         return status == 200
 
     with ThreadPoolExecutor(threads) as pool:
         for first, last in zip(bounds[:-1], bounds[1:], strict=True):
             answered += sum(pool.map(one, range(first, last)))
-            rss.append(metric(url, "process_resident_memory_bytes") / 2**20)
-    return MemoryResult(count, answered, rss, int(metric(url, "tracker_sessions")))
+            rss.append(client.metric("process_resident_memory_bytes") / 2**20)
+    return MemoryResult(count, answered, rss, int(client.metric("tracker_sessions")))
 
 
-def requests_served(url: str) -> dict[str, int]:
+def requests_served(client: ServiceClient) -> dict[str, int]:
     """Requests the service has answered, by status code (from ``GET /metrics``)."""
     served: dict[str, int] = {}
-    for line in request(url, "GET", "/metrics")[1].decode().splitlines():
-        if line.startswith("tracker_requests_total{"):
-            status = line.split('status="')[1].split('"')[0]
-            served[status] = served.get(status, 0) + int(float(line.split()[-1]))
+    for (name, labels), value in client.metrics().items():
+        status = dict(labels).get("status")
+        if name == "tracker_requests" and status is not None:
+            served[status] = served.get(status, 0) + int(value)
     return dict(sorted(served.items()))
 
 
@@ -569,36 +500,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the service's TRACKER_MAX_IMAGE_PIXELS")
     args = parser.parse_args(argv)
 
-    wait_ready(args.url, 60.0)
+    client = ServiceClient(args.url)
+    client.wait_ready(60.0)
     videos = [read_video(path, args.frames, args.width) for path in args.video]
     names = [f"{path.name} ({len(v)} frames)" for path, v in zip(args.video, videos, strict=True)]
     print(f"videos: {', '.join(names)}, {args.width} px wide")
     references = []
     for i, images in enumerate(videos):
-        answers = run_session(args.url, f"clean-{i}", images)
+        answers = run_session(client, f"clean-{i}", images)
         if bad := [a for status, a in answers if status != 200]:
             print(f"clean run of {args.video[i]} failed: {bad[0]}")
             return 1
         references.append([summary(a) for _, a in answers])
 
-    load = run_load(args.url, videos, references, args.sessions)
+    load = run_load(client, videos, references, args.sessions)
     print(f"load: {load.sessions} sessions x {load.frames // load.sessions} frames at once: "
           f"{load.answered}/{load.frames} answered, frames lost {load.frames - load.answered}, "
           f"{len(load.problems)} differences from the clean runs, {load.seconds:.1f} s")
 
     cases = bad_requests(args.max_body_bytes, args.max_image_pixels)
-    corpus = corpus_during_session(args.url, cases, videos[0], references[0])
+    corpus = corpus_during_session(client, cases, videos[0], references[0])
     print(f"bad requests: {corpus.kinds} kinds, {corpus.sent} sent during a good session of "
           f"{corpus.good_frames} frames, {len(corpus.problems)} wrong answers or differences")
 
     image = videos[0][0]
-    memory = short_sessions(args.url, args.short_sessions, image)
+    memory = short_sessions(client, args.short_sessions, image)
     steps = " ".join(f"{mb:.0f}" for mb in memory.rss_mb)
     print(f"short sessions: {memory.answered}/{memory.sessions} answered, "
           f"{memory.sessions_alive} sessions held at the end; service RSS (MB) before and after "
           f"each tenth: {steps}; rise after the first tenth "
           f"{memory.growth_after_first_tenth_mb:.0f} MB")
-    served = requests_served(args.url)
+    served = requests_served(client)
     print(f"requests served: {sum(served.values())} "
           f"({', '.join(f'{status}: {n}' for status, n in served.items())})")
     for problem in [*load.problems, *corpus.problems][:20]:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts.model_repository import (
+from tracker_tools.model_repository import (
     ONNX_FILENAME,
     VERSION,
     build_local_repository,
 )
-from scripts.tiny_models import DETECTOR_DIR, build_tiny_repository
-from scripts.triton_server import DEFAULT_VENV, LocalTritonServer, free_ports
+from tracker_tools.tiny_models import DETECTOR_DIR, build_tiny_repository
+from tracker_tools.triton_server import DEFAULT_VENV, LocalTritonServer, free_ports
 
 DETECTOR_ONNX = DETECTOR_DIR / "1" / "model.onnx"
 

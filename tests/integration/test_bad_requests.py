@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from scripts.soak import BadCase, bad_requests, corpus_during_session, run_session, summary
-from scripts.triton_server import LocalTritonServer
 from tests.integration.test_service import (
     MAX_BODY_BYTES,
     MAX_IMAGE_PIXELS,
@@ -23,6 +22,7 @@ from tests.integration.test_service import (
     read_frames,
     service_settings,
 )
+from tracker_tools.triton_server import LocalTritonServer
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +43,9 @@ def test_the_corpus_has_at_least_25_kinds() -> None:
 
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
 def test_bad_request_is_answered_in_words(service: LiveService, case: BadCase) -> None:
-    status, data, content_type = case.send(service.url)
-    answer = json.loads(data)
-    assert (status, content_type) == (case.status, "application/json"), answer
+    response = case.send(service.client)
+    answer = response.json()
+    assert (response.status, response.content_type) == (case.status, "application/json"), answer
     assert set(answer) == {"error"} and case.words.lower() in answer["error"].lower()
     assert "Traceback" not in answer["error"] and len(answer["error"]) < 300
 
@@ -94,10 +94,10 @@ def test_only_the_three_endpoints_are_routed(service: LiveService) -> None:
 
 def test_a_good_session_is_unaffected_by_the_corpus(service: LiveService) -> None:
     images = [encode(frame) for frame in read_frames("vtest.avi", 16, 320)]
-    clean = [summary(answer) for _, answer in run_session(service.url, "clean", images)]
+    clean = [summary(answer) for _, answer in run_session(service.client, "clean", images)]
     assert all(s[2] for s in clean) and len({s[3] for s in clean}) == 1  # one main subject
 
-    result = corpus_during_session(service.url, CORPUS, images, clean, session_id="good")
+    result = corpus_during_session(service.client, CORPUS, images, clean, session_id="good")
 
     assert result.problems == []
     assert result.sent >= result.kinds and result.good_frames == len(images)

@@ -26,17 +26,17 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from scripts.cpu_configs import CPU_CONFIG_NAME, cpu_config_path
-from scripts.model_repository import build_local_repository
-from scripts.triton_server import (
+from tests.integration.conftest import ServerFactory
+from tests.unit.test_deployment import DASHBOARD, tracker_healthcheck
+from tracker_service.model_spec import SMPL, SMPL_FACES_FILE
+from tracker_tools.cpu_configs import CPU_CONFIG_NAME, cpu_config_path
+from tracker_tools.model_repository import build_local_repository
+from tracker_tools.triton_server import (
     LocalTritonServer,
     TritonInstallation,
     TritonServerError,
     free_ports,
 )
-from tests.integration.conftest import ServerFactory
-from tests.unit.test_deployment import DASHBOARD, tracker_healthcheck
-from tracker_service.model_spec import SMPL, SMPL_FACES_FILE
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from scripts.triton_server import LocalTritonServer
 from tracker_service.errors import ModelsUnavailable
 from tracker_service.inference import ModelNames, TritonModels
 from tracker_service.readiness import ReadinessCache
+from tracker_tools.triton_server import LocalTritonServer
 
 pytestmark = pytest.mark.integration
 

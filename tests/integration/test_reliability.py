@@ -22,20 +22,20 @@ from typing import Any
 
 import pytest
 
-from scripts.model_repository import build_local_repository
 from scripts.soak import (
     post_frame,
     run_load,
     run_session,
     short_sessions,
     summary,
-    wait_ready,
 )
-from scripts.triton_server import LocalTritonServer
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import ServerFactory
 from tests.integration.test_service import LiveService, encode, read_frames, service_settings
 from tracker_service.model_spec import SMPL, SMPL_FACES_FILE
+from tracker_tools.client import ClientError, ServiceClient
+from tracker_tools.model_repository import build_local_repository
+from tracker_tools.triton_server import LocalTritonServer
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ class ServiceProcess:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.client = ServiceClient(self.url)
         environ = {
             **os.environ,
             "TRACKER_HOST": "127.0.0.1",
@@ -173,8 +174,8 @@ class ServiceProcess:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         try:
-            wait_ready(self.url, 60.0)
-        except TimeoutError:
+            self.client.wait_ready(60.0)
+        except ClientError:
             self.process.kill()
             raise
 
@@ -208,13 +209,13 @@ def test_concurrent_sessions_answer_every_frame_and_keep_their_identities(
 ) -> None:
     videos = [runner, vtest]
     references = [
-        [summary(a) for _, a in run_session(service_process.url, f"clean-{i}", images)]
+        [summary(a) for _, a in run_session(service_process.client, f"clean-{i}", images)]
         for i, images in enumerate(videos)
     ]
     assert all(s[2] for s in references[0])  # the runner has a body in every frame
     assert len({t for s in references[1] for t, _ in s[5]}) >= 2  # vtest: several people
 
-    result = run_load(service_process.url, videos, references, LOAD_SESSIONS)
+    result = run_load(service_process.client, videos, references, LOAD_SESSIONS)
 
     log.info("load: %d sessions x %d frames: %d/%d answered in %.1f s", result.sessions,
              LOAD_FRAMES, result.answered, result.frames, result.seconds)
@@ -226,7 +227,7 @@ def test_concurrent_sessions_answer_every_frame_and_keep_their_identities(
 def test_a_thousand_short_sessions_keep_memory_bounded(
     service_process: ServiceProcess, runner: list[str]
 ) -> None:
-    result = short_sessions(service_process.url, SHORT_SESSIONS, runner[0])
+    result = short_sessions(service_process.client, SHORT_SESSIONS, runner[0])
 
     log.info("short sessions: %d/%d answered, %d held; RSS (MB) every tenth: %s",
              result.answered, result.sessions, result.sessions_alive,
@@ -246,7 +247,7 @@ def test_sigterm_lets_requests_in_flight_finish(
     answers: list[tuple[int, dict[str, Any]]] = []
 
     def post(number: int) -> None:
-        answers.append(post_frame(service.url, {
+        answers.append(post_frame(service.client, {
             "image_base64": runner[number], "frame_number": 0, "session_id": f"term-{number}",
         }))
 
@@ -262,5 +263,5 @@ def test_sigterm_lets_requests_in_flight_finish(
     assert "Traceback" not in output and "still in flight" not in output
     assert [status for status, _ in answers] == [200] * 6, answers
     assert all(a["has_3d"] for _, a in answers)
-    with pytest.raises(OSError):
-        post_frame(service.url, {"image_base64": runner[0]})
+    with pytest.raises(ClientError, match="no answer"):
+        post_frame(service.client, {"image_base64": runner[0]})

@@ -11,8 +11,6 @@ import base64
 import json
 import socket
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +20,6 @@ import cv2
 import numpy as np
 import pytest
 
-from scripts.triton_server import LocalTritonServer
 from tests.conftest import shared_path
 from tracker_service.app import create_app
 from tracker_service.detection import boxes_to_frame, filter_detections, letterbox
@@ -32,6 +29,10 @@ from tracker_service.model_spec import DETECTOR_INPUT_HW, SMPL, SMPL_FACES_FILE
 from tracker_service.server import Server
 from tracker_service.settings import Settings
 from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
+from tracker_tools import media
+from tracker_tools.client import ServiceClient
+from tracker_tools.media import encode_base64
+from tracker_tools.triton_server import LocalTritonServer
 
 pytestmark = pytest.mark.integration
 
@@ -53,24 +54,17 @@ class LiveService:
         self._thread = threading.Thread(target=self.server.serve, name="waitress-loop")
         self._thread.start()
 
+        self.client = ServiceClient(self.url, timeout_s=TIMEOUT_S)
+
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
     ) -> tuple[int, bytes, str]:
-        request = urllib.request.Request(
-            self.url + path, data=body, method=method, headers=headers or {}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                return response.status, response.read(), response.headers["Content-Type"]
-        except urllib.error.HTTPError as error:
-            return error.code, error.read(), error.headers["Content-Type"]
+        response = self.client.request(method, path, body, headers)
+        return response.status, response.body, response.content_type
 
     def post(self, payload: Any, headers: dict | None = None) -> tuple[int, dict]:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        status, data, _ = self.request(
-            "POST", "/pose/hybrid", body, {"Content-Type": "application/json", **(headers or {})}
-        )
-        return status, json.loads(data)
+        response = self.client.post_json("/pose/hybrid", payload, headers)
+        return response.status, response.json()
 
     def stop(self) -> None:
         self.server.stop()
@@ -100,24 +94,12 @@ def service(triton_server: LocalTritonServer, production_repository: Path) -> It
     live.stop()
 
 
-def encode(frame: np.ndarray, ext: str = ".jpg") -> str:
-    ok, data = cv2.imencode(ext, frame)
-    assert ok
-    return base64.b64encode(data.tobytes()).decode()
+encode = encode_base64
 
 
 def read_frames(name: str, count: int, width: int, start: int = 0) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(shared_path("media", name)))
-    frames = []
-    index = 0
-    while len(frames) < count:
-        ok, frame = capture.read()
-        assert ok, f"{name} has fewer than {start + count} frames"
-        if index >= start:
-            height = round(frame.shape[0] * width / frame.shape[1])
-            frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
-        index += 1
-    capture.release()
+    frames = media.read_frames(shared_path("media", name), count, width=width, start=start)
+    assert len(frames) == count, f"{name} has fewer than {start + count} frames"
     return frames
 
 

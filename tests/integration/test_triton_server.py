@@ -15,14 +15,14 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from scripts.model_repository import (
+from tracker_service.model_spec import MODELS, ModelSpec
+from tracker_tools.model_repository import (
     ONNX_FILENAME,
     VERSION,
     build_local_repository,
     write_production_repository,
 )
-from scripts.triton_server import LocalTritonServer, TritonServerError
-from tracker_service.model_spec import MODELS, ModelSpec
+from tracker_tools.triton_server import LocalTritonServer, TritonServerError
 
 pytestmark = pytest.mark.integration
 

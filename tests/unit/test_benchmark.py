@@ -1,18 +1,7 @@
 """The end-to-end benchmark's arithmetic on Prometheus pages (the runs need the whole stack)."""
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from scripts.benchmark import markdown, stage_ms, triton_batches
-
-
-def page(text: str) -> dict:
-    """Parse a page as ``scripts.benchmark.scrape`` does."""
-    return {
-        (sample.name.removesuffix("_total"), tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
+from tracker_tools.client import scrape as page
 
 TRITON = """# TYPE nv_inference_count counter
 nv_inference_count{{model="hmr2",version="1"}} {hmr2}

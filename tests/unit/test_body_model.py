@@ -17,9 +17,10 @@ import pytest
 import scipy.sparse
 import torch
 
-from scripts import make_standin_smpl
-from scripts.hmr2.body_model import OPENPOSE_JOINT_MAP, VERTEX_JOINT_IDS, BodyModel
-from scripts.hmr2.smpl_file import (
+from scripts import make_standin_smpl as standin_cli
+from tracker_tools.hmr2 import standin_smpl as make_standin_smpl
+from tracker_tools.hmr2.body_model import OPENPOSE_JOINT_MAP, VERTEX_JOINT_IDS, BodyModel
+from tracker_tools.hmr2.smpl_file import (
     ChumpyStandIn,
     SMPLData,
     SMPLFileError,
@@ -384,7 +385,7 @@ def test_standin_is_deterministic(standin):
 
 def test_main_writes_the_files_idempotently(standin, tmp_path, capsys):
     for _ in range(2):
-        assert make_standin_smpl.main(["--out", str(tmp_path), "--pkl"]) == 0
+        assert standin_cli.main(["--out", str(tmp_path), "--pkl"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "SMPL_NEUTRAL.npz",
         "SMPL_NEUTRAL.pkl",

@@ -3,21 +3,21 @@ from pathlib import Path
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
-from scripts.cpu_configs import (
+from scripts.cpu_configs import main
+from tracker_service.model_spec import MODELS
+from tracker_tools.cpu_configs import (
     CPU_CONFIG_NAME,
     cpu_config_path,
     cpu_config_text,
     derive_cpu_config,
-    main,
     write_cpu_configs,
 )
-from scripts.model_repository import (
+from tracker_tools.model_repository import (
     CONFIG_FILENAME,
     parse_config,
     production_config,
     write_production_repository,
 )
-from tracker_service.model_spec import MODELS
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 SPECS = list(MODELS.values())

@@ -29,10 +29,10 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from scripts.model_repository import TRT_ENGINE_CACHE_PATH, read_config
 from tracker_service.metrics import ServiceMetrics
 from tracker_service.model_spec import MODELS
 from tracker_service.settings import Settings, env_name
+from tracker_tools.model_repository import TRT_ENGINE_CACHE_PATH, read_config
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"

@@ -3,7 +3,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from scripts.export_hmr2 import (
+from tracker_service.model_spec import HMR2, SMPL
+from tracker_tools.hmr2.body_model import BodyModel
+from tracker_tools.hmr2.export import (
     FP32_TOLERANCE,
     ServedHMR2,
     ServedSMPL,
@@ -12,10 +14,8 @@ from scripts.export_hmr2 import (
     max_difference,
     random_crops,
 )
-from scripts.hmr2.body_model import BodyModel
-from scripts.hmr2.network import HMR2Config
-from scripts.make_standin_smpl import make_standin
-from tracker_service.model_spec import HMR2, SMPL
+from tracker_tools.hmr2.network import HMR2Config
+from tracker_tools.hmr2.standin_smpl import make_standin
 
 
 @pytest.fixture(scope="module")

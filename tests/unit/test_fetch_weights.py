@@ -24,7 +24,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from scripts.fetch_weights import (
+from scripts.fetch_weights import main
+from tracker_tools.hmr2.standin_smpl import make_standin, write_npz
+from tracker_tools.weights import (
     ARCHIVE_CHECKPOINT,
     ARCHIVE_NAME,
     ARCHIVE_REGRESSOR,
@@ -40,10 +42,8 @@ from scripts.fetch_weights import (
     extract_member,
     fetch,
     find_smpl,
-    main,
     verify,
 )
-from scripts.make_standin_smpl import make_standin, write_npz
 
 PAYLOAD = bytes(range(256)) * 4099  # ~1 MB, not a multiple of the chunk size
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -158,7 +158,7 @@ def test_a_complete_partial_file_is_refetched(server, tmp_path):
     partial = next(iter(tmp_path.glob("*.partial")), None)
     assert partial is None
     # A stale partial as long as the file: the server answers 416, the download restarts.
-    from scripts.fetch_weights import _partial_path
+    from tracker_tools.weights import _partial_path
 
     _partial_path(tmp_path / "b.bin", url).write_bytes(PAYLOAD)
     download(url, tmp_path / "b.bin")

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.hmr2.checkpoint import load_official_checkpoint
-from scripts.hmr2.network import HMR2Config, HMR2Network, HMR2Output
-from scripts.hmr2.recipe import (
+from tracker_tools.hmr2.checkpoint import load_official_checkpoint
+from tracker_tools.hmr2.network import HMR2Config, HMR2Network, HMR2Output
+from tracker_tools.hmr2.recipe import (
     config_shapes,
     load_mean_params,
     read_state_dict_spec,
@@ -28,7 +28,7 @@ from scripts.hmr2.recipe import (
     standin_mean_params,
     verify_checksums,
 )
-from scripts.hmr2.rotation import rot6d_to_rotmat
+from tracker_tools.hmr2.rotation import rot6d_to_rotmat
 
 logger = logging.getLogger(__name__)
 
@@ -233,11 +233,11 @@ def test_checkpoint_loader(
     path = tmp_path / "epoch=35-step=1000000.ckpt"
     _fake_checkpoint(tiny_model.state_dict(), path)
     model = HMR2Network(HMR2Config.tiny())
-    with caplog.at_level(logging.INFO, logger="scripts.hmr2.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="tracker_tools.hmr2.checkpoint"):
         load_official_checkpoint(model, path)
     for key, value in tiny_model.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
-    messages = [r.getMessage() for r in caplog.records if r.name == "scripts.hmr2.checkpoint"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "tracker_tools.hmr2.checkpoint"]
     assert len(messages) == 1
     assert messages[0].endswith("ignored 5: discriminator. (2), initialized (1), smpl. (2)")
 

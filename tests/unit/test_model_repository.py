@@ -4,7 +4,9 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from scripts.model_repository import (
+from scripts.model_repository import main
+from tracker_service.model_spec import MODELS
+from tracker_tools.model_repository import (
     CONFIG_FILENAME,
     INTRA_OP_THREADS_PARAMETER,
     ONNX_FILENAME,
@@ -12,13 +14,11 @@ from scripts.model_repository import (
     build_local_repository,
     config_to_text,
     derive_local_config,
-    main,
     parse_config,
     production_config,
     read_config,
     write_production_repository,
 )
-from tracker_service.model_spec import MODELS
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 SPECS = list(MODELS.values())

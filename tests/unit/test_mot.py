@@ -3,10 +3,10 @@ import logging
 import numpy as np
 import pytest
 
-from scripts import score_mot
+from scripts import track_mot
 from tests.conftest import shared_path
-from tracker_service import mot
 from tracker_service.tracking import PhalpTracker
+from tracker_tools import mot, mot_score
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def test_read_track_and_write_round_trip(tmp_path):
     assert mot.infer_image_size(frames) == (360, 437)  # the extent of the boxes
 
     out = tmp_path / "out.txt"
-    assert mot.main(["--det", str(det), "--out", str(out), "--image-size", "640x480"]) == 0
+    assert track_mot.main(["--det", str(det), "--out", str(out), "--image-size", "640x480"]) == 0
     result = np.loadtxt(out, delimiter=",")
     assert set(result[:, 1]) == {1, 2}  # two identities, the weak detection ignored
     assert len(result) == 2 * 12  # frame 6 is written as predicted (one frame after the last)
@@ -49,7 +49,7 @@ def test_max_predicted_controls_predicted_rows(tmp_path, max_predicted, rows):
 
 def test_image_size_argument_is_validated(tmp_path):
     with pytest.raises(SystemExit):
-        mot.main(["--det", "x", "--out", "y", "--image-size", "big"])
+        track_mot.main(["--det", "x", "--out", "y", "--image-size", "big"])
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_image_size_argument_is_validated(tmp_path):
     ],
 )
 def test_mot15_public_detections(sequence, min_idf1, min_mota, record_property):
-    metrics, fps = score_mot.run(shared_path("mot15", sequence))
+    metrics, fps = mot_score.run(shared_path("mot15", sequence))
     for name, value in metrics.items():
         record_property(name, value)
     record_property("frames_per_second", fps)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from flask import Flask
 
-from scripts.triton_server import free_ports
 from tracker_service.server import Server
+from tracker_tools.triton_server import free_ports
 
 
 def slow_app(started: threading.Event) -> Flask:

@@ -18,7 +18,7 @@ def test_idle_onnx_runtime_threads_sleep_instead_of_spinning(monkeypatch):
     utils = types.ModuleType("triton_python_backend_utils")
     utils.triton_string_to_numpy = lambda name: np.float32
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils)
-    runner = importlib.import_module("scripts.triton_python_runner")
+    runner = importlib.import_module("tracker_tools.triton_python_runner")
     monkeypatch.setattr(runner.np, "__version__", "1.26.4")  # the Triton environment's numpy
     seen = {}
 

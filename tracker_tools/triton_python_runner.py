@@ -1,6 +1,6 @@
 """Generic Triton Python-backend model: runs ``model.onnx`` with ONNX Runtime.
 
-Copied as ``<repository>/<model>/1/model.py`` by ``scripts.model_repository``
+Copied as ``<repository>/<model>/1/model.py`` by ``tracker_tools.model_repository``
 for the local CPU server, where Triton has no ONNX Runtime backend. It runs
 inside Triton's Python stub (the ``.venv-triton`` interpreter, numpy<2) and
 imports only numpy, onnxruntime and ``triton_python_backend_utils``.

@@ -1,4 +1,4 @@
-"""Load the official HMR2 Lightning checkpoint into :class:`~scripts.hmr2.network.HMR2Network`."""
+"""Load the official HMR2 Lightning checkpoint into :class:`~.network.HMR2Network`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from scripts.hmr2.network import HMR2Network
+from tracker_tools.hmr2.network import HMR2Network
 
 logger = logging.getLogger(__name__)
 

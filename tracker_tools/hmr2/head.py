@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from scripts.hmr2.rotation import rot6d_to_rotmat
+from tracker_tools.hmr2.rotation import rot6d_to_rotmat
 
 #: LayerNorm epsilon of the head: the official code uses ``nn.LayerNorm(dim)``, i.e. 1e-5.
 NORM_EPS = 1e-5

@@ -1,4 +1,4 @@
-"""Frames for the demo, the benchmark and the detector's checks: real video, or synthetic people.
+"""Frames for the demo, benchmarks, soak, tests and detector checks: real video or synthetic people.
 
 Synthetic people are dark stick figures on a textured background, which the offline detector
 finds; they stand in for the shared media on machines that do not have it.
@@ -6,23 +6,66 @@ finds; they stand in for the shared media on machines that do not have it.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+#: The project's shared videos (``../shared/media`` beside the repository), when present.
+SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
-def read_frames(video: Path, count: int) -> list[np.ndarray]:
-    """The first ``count`` frames of a video, BGR (fewer if it is shorter; none if unreadable)."""
+
+def read_frames(
+    video: Path, count: int, *, width: int | None = None, start: int = 0
+) -> list[np.ndarray]:
+    """Frames ``start`` to ``start + count - 1`` of a video, BGR.
+
+    Fewer if it is shorter; none if it is unreadable.
+
+    Args:
+        video: The video file.
+        count: How many frames.
+        width: Downscale each frame to this width (aspect kept); None keeps the size.
+        start: Frames skipped first.
+
+    """
     capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames: list[np.ndarray] = []
+    index = 0
+    try:
+        while len(frames) < count:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index >= start:
+                if width is not None:
+                    height = round(frame.shape[0] * width / frame.shape[1])
+                    frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+                frames.append(frame)
+            index += 1
+    finally:
+        capture.release()
     return frames
+
+
+def encode_image(frame: np.ndarray, ext: str = ".jpg", *, quality: int | None = None) -> bytes:
+    """A BGR frame encoded as JPEG (or PNG with ``ext=".png"``).
+
+    Raises:
+        ValueError: OpenCV cannot encode it.
+
+    """
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if quality is not None else []
+    ok, data = cv2.imencode(ext, frame, params)
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode a {frame.shape} frame as {ext}")
+    return data.tobytes()
+
+
+def encode_base64(frame: np.ndarray, ext: str = ".jpg") -> str:
+    """A BGR frame as the base64 text of its JPEG (or PNG), as ``image_base64`` carries it."""
+    return base64.b64encode(encode_image(frame, ext)).decode()
 
 
 def walking_clip(count: int) -> list[np.ndarray]:

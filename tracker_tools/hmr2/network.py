@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scripts.hmr2.backbone import ViTBackbone
-from scripts.hmr2.head import SMPLTransformerDecoderHead
+from tracker_tools.hmr2.backbone import ViTBackbone
+from tracker_tools.hmr2.head import SMPLTransformerDecoderHead
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scripts.hmr2.network import HMR2Config, HMR2Network
+from tracker_tools.hmr2.network import HMR2Config, HMR2Network
 
 logger = logging.getLogger(__name__)
 

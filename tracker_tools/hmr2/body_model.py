@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from scripts.hmr2.smpl_file import NUM_BETAS, NUM_JOINTS, NUM_VERTICES, SMPLData
+from tracker_tools.hmr2.smpl_file import NUM_BETAS, NUM_JOINTS, NUM_VERTICES, SMPLData
 
 logger = logging.getLogger(__name__)
 
