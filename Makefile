@@ -64,12 +64,12 @@ serve: install models  ## Run Triton and the tracker service (port 5000) until C
 demo: install models  ## Real video through POST /pose/hybrid on a real Triton server.
 	$(PY) -m scripts.demo
 
-test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz  ## Run every test.
-	$(PY) -m ruff check .
+test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz lint  ## Run every test.
 	$(PY) -m pytest
 
-lint:  ## Ruff.
+lint: $(APP_VENV)/.stamp  ## Ruff, and mypy on tracker_service and tracker_tools.
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: install models  ## End-to-end service benchmark (tiny and full HMR2), then HMR2 per crop.
 	$(PY) -m scripts.benchmark --hmr2 tiny full

@@ -28,6 +28,7 @@ COPY requirements/service.txt requirements/export.txt requirements/
 RUN pip install --no-cache-dir -r requirements/export.txt
 
 COPY tracker_service/ tracker_service/
+COPY tracker_tools/ tracker_tools/
 COPY scripts/ scripts/
 
 USER 1000:1000

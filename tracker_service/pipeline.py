@@ -191,29 +191,29 @@ class FramePipeline:
 
         """
         predicted = [
-            o for o in outputs
+            (o, o.pose, o.camera) for o in outputs
             if not o.detected and o.pose is not None and o.camera is not None
         ]  # fmt: skip
         meshes: dict[int, Body] = {}
         if predicted:
             with watch.stage("smpl"):
                 found = self._models.smpl(
-                    np.stack([o.pose.global_orient for o in predicted]),
-                    np.stack([o.pose.body_pose for o in predicted]),
-                    np.stack([o.pose.betas for o in predicted]),
+                    np.stack([pose.global_orient for _, pose, _ in predicted]),
+                    np.stack([pose.body_pose for _, pose, _ in predicted]),
+                    np.stack([pose.betas for _, pose, _ in predicted]),
                 )
-            cameras = np.stack([o.camera for o in predicted])
-            centers, sizes = crop_boxes(np.stack([o.box for o in predicted]))
+            cameras = np.stack([camera for _, _, camera in predicted])
+            centers, sizes = crop_boxes(np.stack([o.box for o, _, _ in predicted]))
             crop_cameras = cam_full_to_crop(
                 cameras, centers, sizes, (analysis.width, analysis.height), analysis.focal
             )
-            for i, o in enumerate(predicted):
+            for i, (o, _, camera) in enumerate(predicted):
                 meshes[o.track_id] = Body(
                     track_id=o.track_id,
                     detected=False,
                     box=o.box,
                     confidence=o.confidence,
-                    camera=o.camera,
+                    camera=camera,
                     crop_camera=crop_cameras[i],
                     joints=found.joints[i],
                     vertices=found.vertices[i],

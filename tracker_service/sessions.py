@@ -370,8 +370,8 @@ class SessionStore:
         """
         with self._lock:
             now = self._clock()
-            for key, session in list(self._sessions.items()):
-                if now - session.last_activity > self._idle_s and not session.busy:
+            for key, idle in list(self._sessions.items()):
+                if now - idle.last_activity > self._idle_s and not idle.busy:
                     log.info("Session %s evicted after %.0f s idle", key, self._idle_s)
                     del self._sessions[key]
             session = self._sessions.get(session_id)

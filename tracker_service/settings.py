@@ -2,15 +2,15 @@
 
 Nothing else in the service reads ``os.environ``: ``python -m tracker_service`` calls
 :meth:`Settings.from_env` once and hands the result to :func:`tracker_service.app.create_app`.
-Each field's metadata names its variable and says what it does; :func:`settings_table`
-renders them as the README's configuration table.
+Each field's metadata says what it does and holds its constraints (:class:`Check`), beside
+its default; :func:`settings_table` renders them as the README's configuration table.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL, SMPL_FACES_FILE
@@ -25,8 +25,35 @@ PROTOCOLS = ("grpc", "http")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def _setting(default: Any, meaning: str) -> Any:
-    return field(default=default, metadata={"meaning": meaning})
+@dataclass(frozen=True)
+class Check:
+    """A constraint on a setting's value, declared with its field.
+
+    Attributes:
+        holds: Whether a value meets it.
+        words: What it requires, after "must" (``"be positive"``).
+
+    """
+
+    holds: Callable[[Any], bool]
+    words: str
+
+
+POSITIVE = Check(lambda v: v > 0, "be positive")
+NON_NEGATIVE = Check(lambda v: v >= 0, "be >= 0")
+NON_EMPTY = Check(bool, "not be empty")
+
+
+def _at_most(limit: int) -> Check:
+    return Check(lambda v: v <= limit, f"be at most {limit}")
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    return Check(lambda v: v in choices, f"be one of {choices}")
+
+
+def _setting(default: Any, meaning: str, *checks: Check) -> Any:
+    return field(default=default, metadata={"meaning": meaning, "checks": checks})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,25 +61,33 @@ class Settings:
     """Every setting of the service, with its default.
 
     The environment variable of a field is ``TRACKER_`` plus its name in upper case
-    (``triton_url`` is ``TRACKER_TRITON_URL``). Field metadata ``meaning`` documents it.
+    (``triton_url`` is ``TRACKER_TRITON_URL``). Field metadata ``meaning`` documents it;
+    its constraints (``checks``) are the last arguments of its ``_setting``.
     """
 
-    host: str = _setting("0.0.0.0", "address the HTTP server binds to")
-    port: int = _setting(5000, "HTTP port of the legacy endpoints")
+    host: str = _setting("0.0.0.0", "address the HTTP server binds to", NON_EMPTY)
+    port: int = _setting(5000, "HTTP port of the legacy endpoints", POSITIVE, _at_most(65535))
     threads: int = _setting(
-        16, "waitress worker threads: requests processed at once (raise it with more sessions)"
+        16, "waitress worker threads: requests processed at once (raise it with more sessions)",
+        POSITIVE,
     )
     shutdown_grace_s: float = _setting(
-        30.0, "on SIGTERM/SIGINT, how long in-flight requests may take to finish"
+        30.0, "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
+        NON_NEGATIVE,
     )
-    triton_url: str = _setting("localhost:8001", "Triton address, `host:port` (gRPC or HTTP port)")
+    triton_url: str = _setting(
+        "localhost:8001", "Triton address, `host:port` (gRPC or HTTP port)", NON_EMPTY
+    )
     triton_protocol: str = _setting(
-        "grpc", "`grpc` (one shared client) or `http` (one client per thread)"
+        "grpc", "`grpc` (one shared client) or `http` (one client per thread)",
+        _one_of(PROTOCOLS),
     )
-    triton_timeout_s: float = _setting(30.0, "timeout of every Triton request")
-    detector_model: str = _setting(PERSON_DETECTOR.name, "person detector's name on Triton")
-    hmr2_model: str = _setting(HMR2.name, "HMR2's name on Triton")
-    smpl_model: str = _setting(SMPL.name, "body model's name on Triton")
+    triton_timeout_s: float = _setting(30.0, "timeout of every Triton request", POSITIVE)
+    detector_model: str = _setting(
+        PERSON_DETECTOR.name, "person detector's name on Triton", NON_EMPTY
+    )
+    hmr2_model: str = _setting(HMR2.name, "HMR2's name on Triton", NON_EMPTY)
+    smpl_model: str = _setting(SMPL.name, "body model's name on Triton", NON_EMPTY)
     smpl_faces: str = _setting(
         f"model_repository/{SMPL.name}/1/{SMPL_FACES_FILE}",
         "mesh triangles written by the exporter beside the body model, read once at start",
@@ -61,30 +96,44 @@ class Settings:
         0.3,
         "lowest person score kept, and tracked (0.3 suits the offline detector, 0.5 D-FINE; "
         "see docs/detector.md)",
+        Check(lambda v: 0.0 <= v <= 1.0, "lie in [0, 1]"),
     )
-    min_box_px: float = _setting(12.0, "smallest person box width and height kept, in pixels")
+    min_box_px: float = _setting(
+        12.0, "smallest person box width and height kept, in pixels", POSITIVE
+    )
     max_age: int = _setting(
-        50, "frames a track survives undetected (predicted) before it is deleted"
+        50, "frames a track survives undetected (predicted) before it is deleted",
+        POSITIVE,
     )
-    n_init: int = _setting(5, "detections a new track needs before it is confirmed")
+    n_init: int = _setting(5, "detections a new track needs before it is confirmed", POSITIVE)
     max_sessions: int = _setting(
-        64, "sessions tracked at once; the longest idle one is evicted beyond this"
+        64, "sessions tracked at once; the longest idle one is evicted beyond this",
+        POSITIVE,
     )
-    session_idle_s: float = _setting(600.0, "a session idle this long is evicted")
+    session_idle_s: float = _setting(600.0, "a session idle this long is evicted", POSITIVE)
     new_video_idle_s: float = _setting(
-        30.0, "a session idle this long starts a new video at its next frame"
+        30.0, "a session idle this long starts a new video at its next frame",
+        POSITIVE,
     )
     reorder_wait_s: float = _setting(
         30.0,
         "how long a frame ahead of the next expected one waits for the missing earlier "
         "frames (frames never received are then skipped)",
+        NON_NEGATIVE,
     )
-    health_cache_s: float = _setting(2.0, "how long a Triton readiness check is reused")
-    max_body_bytes: int = _setting(64 * 2**20, "largest request body, in bytes (413 beyond)")
+    health_cache_s: float = _setting(
+        2.0, "how long a Triton readiness check is reused", NON_NEGATIVE
+    )
+    max_body_bytes: int = _setting(
+        64 * 2**20, "largest request body, in bytes (413 beyond)", POSITIVE
+    )
     max_image_pixels: int = _setting(
-        40_000_000, "largest decoded image, width times height (413 beyond)"
+        40_000_000, "largest decoded image, width times height (413 beyond)",
+        POSITIVE,
     )
-    log_level: str = _setting("INFO", "`DEBUG`, `INFO` (one line per frame), `WARNING`…")
+    log_level: str = _setting(
+        "INFO", "`DEBUG`, `INFO` (one line per frame), `WARNING`…", _one_of(LOG_LEVELS)
+    )
     model_version: str = _setting(
         "hmr2-phalp-1", "answered as `model_version`: names the model set being served"
     )
@@ -92,38 +141,18 @@ class Settings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            expected = _TYPES[f.type]
+            expected = _type_of(f)
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, f.name, float(value))
             elif not isinstance(value, expected) or isinstance(value, bool):
                 raise TypeError(
                     f"{f.name} must be {expected.__name__}, got {type(value).__name__} {value!r}"
                 )
-        positive = (
-            "port", "threads", "triton_timeout_s", "min_box_px", "max_age", "n_init",
-            "max_sessions", "session_idle_s", "new_video_idle_s", "max_body_bytes",
-            "max_image_pixels",
-        )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        non_negative = ("shutdown_grace_s", "reorder_wait_s", "health_cache_s")
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.min_score <= 1.0:
-            raise ValueError(f"min_score must lie in [0, 1], got {self.min_score}")
-        if self.port > 65535:
-            raise ValueError(f"port must be at most 65535, got {self.port}")
-        if self.triton_protocol not in PROTOCOLS:
-            raise ValueError(
-                f"triton_protocol must be one of {PROTOCOLS}, got {self.triton_protocol!r}"
-            )
-        if self.log_level not in LOG_LEVELS:
-            raise ValueError(f"log_level must be one of {LOG_LEVELS}, got {self.log_level!r}")
-        for name in ("host", "triton_url", "detector_model", "hmr2_model", "smpl_model"):
-            if not getattr(self, name):
-                raise ValueError(f"{name} must not be empty")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            for check in f.metadata["checks"]:
+                if not check.holds(value):
+                    raise ValueError(f"{f.name} must {check.words}, got {value!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -148,7 +177,7 @@ class Settings:
         for name, f in known.items():
             if name in environ:
                 try:
-                    values[f.name] = _convert(environ[name].strip(), _TYPES[f.type])
+                    values[f.name] = _convert(environ[name].strip(), _type_of(f))
                 except ValueError as error:
                     raise ValueError(f"{name}={environ[name]!r}: {error}") from error
         if "log_level" in values:
@@ -163,6 +192,10 @@ class Settings:
 
 #: Python type of each annotation (annotations are strings under ``from __future__``).
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
+
+
+def _type_of(f: Field[Any]) -> type:
+    return _TYPES[f.type if isinstance(f.type, str) else f.type.__name__]
 
 
 def env_name(field_name: str) -> str:

@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ def offline_graph_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / OFFLINE_GRAPH
 
 
-def _ssd_preprocessing(graph_def) -> tuple[tuple[int, int], float, float]:
+def _ssd_preprocessing(graph_def: Any) -> tuple[tuple[int, int], float, float]:
     """Read the SSD's resize target and normalisation ``x * mul - sub`` from its graph."""
     from tensorflow.python.framework import tensor_util
 
@@ -113,7 +114,7 @@ def _ssd_preprocessing(graph_def) -> tuple[tuple[int, int], float, float]:
     return (height, width), float(const("Preprocessor/mul/x")), float(const("Preprocessor/sub/y"))
 
 
-def _raise_score_floor(graph_def, floor: float) -> None:
+def _raise_score_floor(graph_def: Any, floor: float) -> None:
     """Set the NMS score threshold of the SSD graph (in place) to ``floor``."""
     from tensorflow.python.framework import tensor_util
 
@@ -121,7 +122,7 @@ def _raise_score_floor(graph_def, floor: float) -> None:
     node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(floor, dtype=np.float32))
 
 
-def build_offline_tf_graph(frozen_graph: Path):
+def build_offline_tf_graph(frozen_graph: Path) -> Any:
     """Wrap the SSDLite frozen graph into the contract, as a TensorFlow ``GraphDef``.
 
     Graph surgery: the frozen graph's ``Preprocessor`` (a ``map_fn`` loop resizing one image
@@ -234,6 +235,7 @@ def export_production(
         def __init__(self) -> None:
             super().__init__()
             self.model = model
+            self.to_pixels: torch.Tensor
             self.register_buffer("to_pixels", torch.tensor([in_w, in_h, in_w, in_h]).float())
 
         def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,7 +277,7 @@ def export_production(
 # --------------------------------------------------------------------------- both sources
 
 
-def save_with_contract(model, out: Path) -> None:
+def save_with_contract(model: Any, out: Path) -> None:
     """Name the batch axis, state the contract's static shapes, check and save the model.
 
     Args:
@@ -324,8 +326,8 @@ def synthetic_images(batch: int, seed: int = 0) -> np.ndarray:
             h = int(rng.uniform(80, min(in_h, 300)))
             w = h // 4
             x, y = int(rng.uniform(w // 3, in_w - w - w // 3)), int(rng.uniform(0, in_h - h))
-            colour = tuple(int(c) for c in rng.integers(0, 90, 3))
-            draw_stick_figure(image, x, y, h, colour)
+            red, green, blue = (int(c) for c in rng.integers(0, 90, 3))
+            draw_stick_figure(image, x, y, h, (red, green, blue))
         images.append(cv2.GaussianBlur(image, (5, 5), 0))
     return np.stack(images)
 

@@ -239,7 +239,15 @@ def download(url: str, dest: Path, *, timeout_s: float = 60.0) -> Path:
     return dest
 
 
-def _copy(response, partial: Path, *, append: bool, start: int, total: int | None, url: str) -> int:
+def _copy(
+    response: http.client.HTTPResponse,
+    partial: Path,
+    *,
+    append: bool,
+    start: int,
+    total: int | None,
+    url: str,
+) -> int:
     """Stream a response into ``partial``; log progress every ~5 %. Returns the file's size."""
     step = max(total // 20, _CHUNK) if total else 256 * _CHUNK
     next_report = start + step

@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from tracker_service.errors import ServiceError
 
@@ -22,7 +23,7 @@ def register_error_handlers(app: Flask) -> None:
         return jsonify(error=str(error)), error.status_code
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
+    def http_error(error: HTTPException) -> WerkzeugResponse:
         response = error.get_response()
         response.set_data(app.json.dumps({"error": f"{error.name}: {error.description}"}))
         response.content_type = "application/json"

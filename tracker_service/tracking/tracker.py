@@ -220,8 +220,10 @@ def _pose_rows(
     rotations: Sequence[np.ndarray | None], betas: Sequence[np.ndarray | None]
 ) -> np.ndarray | None:
     """``(n, 226)`` pose vectors with NaN rows for missing bodies, or None if none has one."""
-    stacked = _stack_rows(rotations)
-    return None if stacked is None else cost_lib.pose_vectors(stacked, _stack_rows(betas))
+    stacked, stacked_betas = _stack_rows(rotations), _stack_rows(betas)
+    if stacked is None or stacked_betas is None:
+        return None
+    return cost_lib.pose_vectors(stacked, stacked_betas)
 
 
 def _detection_cues(detections: Sequence[Detection]) -> cost_lib.Cues:
@@ -263,22 +265,21 @@ def _extrapolate_bodies(
     """``(T, 24, 3, 3)`` rotations and ``(T, 10)`` betas at ``frame_index``; NaN without a body."""
     rotations = np.full((len(tracks), 24, 3, 3), np.nan)
     betas = np.full((len(tracks), 10), np.nan)
-    rows = [i for i, t in enumerate(tracks) if t.pose is not None]
+    rows = [i for i, t in enumerate(tracks) if t.pose is not None and t.pose_frame is not None]
     if not rows:
         return rotations, betas
-    posed = [tracks[i] for i in rows]
-    last = np.stack([t.pose.rotations for t in posed])
+    posed = [
+        (t, t.pose, t.pose_frame) for t in tracks if t.pose is not None and t.pose_frame is not None
+    ]
+    last = np.stack([pose.rotations for _, pose, _ in posed])
     previous = np.stack(
-        [t.pose.rotations if t.previous_rotations is None else t.previous_rotations for t in posed]
+        [p.rotations if t.previous_rotations is None else t.previous_rotations for t, p, _ in posed]
     )
     # Without an earlier body, previous == last: zero velocity whatever the gap.
     gap = np.array(
-        [
-            1 if t.previous_pose_frame is None else t.pose_frame - t.previous_pose_frame
-            for t in posed
-        ]
+        [1 if t.previous_pose_frame is None else f - t.previous_pose_frame for t, _, f in posed]
     )
-    steps = np.minimum(frame_index - np.array([t.pose_frame for t in posed]), config.max_horizon)
+    steps = np.minimum(frame_index - np.array([f for _, _, f in posed]), config.max_horizon)
     rotations[rows] = predict.extrapolate_rotations(
         previous,
         last,
@@ -288,7 +289,7 @@ def _extrapolate_bodies(
         max_speed=config.max_angular_speed,
         max_angle=config.max_extrapolated_angle,
     )
-    betas[rows] = np.stack([t.pose.betas for t in posed])
+    betas[rows] = np.stack([pose.betas for _, pose, _ in posed])
     return rotations, betas
 
 
@@ -372,7 +373,7 @@ class PhalpTracker:
         frame_index = self._start_frame(frame_index, image_size, bool(kept))
         tracks = self._tracks
         forecast = _forecast(tracks, frame_index, self.config) if tracks else None
-        if forecast is not None and kept:
+        if forecast is not None and kept and self._scale is not None:
             costs = cost_lib.association_cost(
                 forecast.cues,
                 _detection_cues([detections[i] for i in kept]),
@@ -398,6 +399,7 @@ class PhalpTracker:
             ):
                 track.state = TrackState.DELETED
             else:
+                assert forecast is not None  # a track to predict means a forecast was made
                 outputs.append(self._predicted(track, forecast, row, frame_index))
         for col in result.unmatched_detections:
             index = kept[col]
@@ -457,8 +459,8 @@ class PhalpTracker:
         self, track: _Track, forecast: _Forecast, row: int, frame_index: int
     ) -> TrackOutput:
         row_values = forecast.anchored[row]
-        camera = np.append(row_values[_CAM_XY], np.exp(row_values[_LOG_TZ]))
-        camera = camera if np.isfinite(camera).all() else None  # a history without cameras
+        full = np.append(row_values[_CAM_XY], np.exp(row_values[_LOG_TZ]))
+        camera = full if np.isfinite(full).all() else None  # a history without cameras
         pose = None
         if track.pose is not None:
             pose = BodyPose.from_rotations(forecast.rotations[row], forecast.betas[row])

@@ -59,7 +59,19 @@ class BodyModel(nn.Module):
 
     """
 
-    def __init__(self, data: SMPLData):
+    # The buffers (registered in __init__), for the type checker.
+    v_template: torch.Tensor
+    shapedirs: torch.Tensor
+    J_regressor: torch.Tensor
+    posedirs: torch.Tensor
+    lbs_weights: torch.Tensor
+    joint_regressor_extra: torch.Tensor
+    faces_tensor: torch.Tensor
+    parents: torch.Tensor
+    extra_joints_idxs: torch.Tensor
+    joint_map: torch.Tensor
+
+    def __init__(self, data: SMPLData) -> None:
         """Register the body model's arrays as buffers (see the class docstring for ``data``)."""
         super().__init__()
         if data.joint_regressor_extra is None:

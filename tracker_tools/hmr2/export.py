@@ -88,7 +88,9 @@ def build_network(
     return network.eval()
 
 
-def export_model(module: nn.Module, spec: ModelSpec, example: tuple[torch.Tensor, ...], path: Path):
+def export_model(
+    module: nn.Module, spec: ModelSpec, example: tuple[torch.Tensor, ...], path: Path
+) -> None:
     """Export ``module`` to ``path`` with the spec's names and a dynamic batch axis.
 
     A model over 1 GiB keeps its weights in ``model.onnx.data`` beside the graph (ONNX's

@@ -182,7 +182,8 @@ class CrossAttentionStack(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Run the layers on ``x`` ``(B, N, dim)`` with ``context`` ``(B, M, context_dim)``."""
-        for self_attn, cross_attn, ff in self.layers:
+        for block in self.layers:
+            self_attn, cross_attn, ff = block.children()
             x = self_attn(x) + x
             x = cross_attn(x, context) + x
             x = ff(x) + x

@@ -29,7 +29,9 @@ import io
 import logging
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +75,7 @@ _SKIN_SOFTNESS = 0.01
 _SKIN_CUTOFF = 0.02
 
 
-def _mirrored(left: dict[int, tuple[float, ...]], flip_x: bool) -> np.ndarray:
+def _mirrored(left: Mapping[int, tuple[float, ...]], flip_x: bool) -> np.ndarray:
     """Complete a per-joint table with the right side (x negated when ``flip_x``)."""
     table = dict(left)
     sign = np.array([-1.0 if flip_x else 1.0, 1.0, 1.0][: len(next(iter(left.values())))])
@@ -389,7 +391,8 @@ def _write_atomically(path: Path, payload: bytes) -> None:
 def write_npz(data: SMPLData, path: Path) -> None:
     """Write the body model as an ``.npz`` with the official key names (dense J_regressor)."""
     buffer = io.BytesIO()
-    np.savez(buffer, **_official_layout(data))
+    arrays: dict[str, Any] = _official_layout(data)
+    np.savez(buffer, **arrays)
     _write_atomically(path, buffer.getvalue())
 
 
