@@ -101,9 +101,12 @@ def _t(name: str, *dims: int, dtype: str = "TYPE_FP32") -> TensorSpec:
 HMR2_INPUT_HW = (256, 192)
 #: Side of the official square crop that HMR2's preprocessing cuts.
 HMR2_CROP_SIZE = 256
-#: Number of SMPL mesh vertices and joints.
+#: The SMPL sizes, declared here once (the exporters, the body model's file loader, the
+#: tracker and the answers import them): mesh vertices, joints (the root and 23 below it)
+#: and shape coefficients.
 SMPL_VERTICES = 6890
 SMPL_JOINTS = 24
+SMPL_BETAS = 10
 #: Number of SMPL mesh triangles. The triangles are no Triton output (they never change):
 #: the exporter writes them beside the body model, ``<repository>/smpl/1/faces.npy``
 #: ((13776, 3) int32), and the service reads that file once at start.
@@ -125,7 +128,7 @@ BODY_OUTPUTS = (
 SMPL_PARAMS = (
     _t("global_orient", 1, 3, 3),
     _t("body_pose", SMPL_JOINTS - 1, 3, 3),
-    _t("betas", 10),
+    _t("betas", SMPL_BETAS),
 )
 
 HMR2 = ModelSpec(

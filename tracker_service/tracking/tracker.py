@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracker_service.model_spec import SMPL_BETAS, SMPL_JOINTS
 from tracker_service.tracking import cost as cost_lib
 from tracker_service.tracking import predict
 from tracker_service.tracking.matching import GATE, assign
@@ -263,8 +264,8 @@ def _extrapolate_bodies(
     tracks: Sequence[_Track], frame_index: int, config: TrackerConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(T, 24, 3, 3)`` rotations and ``(T, 10)`` betas at ``frame_index``; NaN without a body."""
-    rotations = np.full((len(tracks), 24, 3, 3), np.nan)
-    betas = np.full((len(tracks), 10), np.nan)
+    rotations = np.full((len(tracks), SMPL_JOINTS, 3, 3), np.nan)
+    betas = np.full((len(tracks), SMPL_BETAS), np.nan)
     rows = [i for i, t in enumerate(tracks) if t.pose is not None and t.pose_frame is not None]
     if not rows:
         return rotations, betas

@@ -13,10 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Number of SMPL body joints below the root.
-SMPL_BODY_JOINTS = 23
-#: Number of SMPL shape coefficients.
-SMPL_BETAS = 10
+from tracker_service.model_spec import SMPL_BETAS, SMPL_JOINTS
 
 
 def _frozen_array(name: str, value: object, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -60,7 +57,7 @@ class BodyPose:
         object.__setattr__(
             self,
             "body_pose",
-            _frozen_array("body_pose", self.body_pose, (SMPL_BODY_JOINTS, 3, 3)),
+            _frozen_array("body_pose", self.body_pose, (SMPL_JOINTS - 1, 3, 3)),
         )
         object.__setattr__(self, "betas", _frozen_array("betas", self.betas, (SMPL_BETAS,)))
 

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tracker_tools.hmr2.smpl_file import NUM_BETAS, NUM_JOINTS, NUM_VERTICES, SMPLData
+from tracker_service.model_spec import SMPL_BETAS, SMPL_JOINTS, SMPL_VERTICES
+from tracker_tools.hmr2.smpl_file import SMPLData
 
 logger = logging.getLogger(__name__)
 
@@ -111,21 +112,21 @@ class BodyModel(nn.Module):
             model's frame (no translation; the root joint stays where the shape puts it).
 
         """
-        shape_offsets = betas @ self.shapedirs.reshape(-1, NUM_BETAS).T
-        v_shaped = self.v_template + shape_offsets.reshape(-1, NUM_VERTICES, 3)
+        shape_offsets = betas @ self.shapedirs.reshape(-1, SMPL_BETAS).T
+        v_shaped = self.v_template + shape_offsets.reshape(-1, SMPL_VERTICES, 3)
         rest_joints = self.J_regressor @ v_shaped
 
         eye = torch.eye(3, dtype=body_pose.dtype, device=body_pose.device)
         pose_features = (body_pose - eye).reshape(-1, self.posedirs.shape[0])
-        v_posed = v_shaped + (pose_features @ self.posedirs).reshape(-1, NUM_VERTICES, 3)
+        v_posed = v_shaped + (pose_features @ self.posedirs).reshape(-1, SMPL_VERTICES, 3)
 
         rotations, positions = self._forward_kinematics(
             torch.cat([global_orient, body_pose], dim=1), rest_joints
         )
         # Rigid transform of each joint, moving rest positions to posed ones: x -> R x + t.
         translations = positions - (rotations @ rest_joints.unsqueeze(-1)).squeeze(-1)
-        blended_rotations = (self.lbs_weights @ rotations.reshape(-1, NUM_JOINTS, 9)).reshape(
-            -1, NUM_VERTICES, 3, 3
+        blended_rotations = (self.lbs_weights @ rotations.reshape(-1, SMPL_JOINTS, 9)).reshape(
+            -1, SMPL_VERTICES, 3, 3
         )
         vertices = (blended_rotations @ v_posed.unsqueeze(-1)).squeeze(-1) + (
             self.lbs_weights @ translations
@@ -148,7 +149,7 @@ class BodyModel(nn.Module):
         """
         rotations = [local_rotations[:, 0]]
         positions = [rest_joints[:, 0]]
-        for i in range(1, NUM_JOINTS):
+        for i in range(1, SMPL_JOINTS):
             parent = self.parent_of[i]
             offset = (rest_joints[:, i] - rest_joints[:, parent]).unsqueeze(-1)
             rotations.append(rotations[parent] @ local_rotations[:, i])

@@ -13,14 +13,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from tracker_service.model_spec import SMPL_BETAS, SMPL_JOINTS
 from tracker_tools.hmr2.rotation import rot6d_to_rotmat
 
 #: LayerNorm epsilon of the head: the official code uses ``nn.LayerNorm(dim)``, i.e. 1e-5.
 NORM_EPS = 1e-5
-#: SMPL joints predicted by the head: the global orientation plus 23 body joints.
-NUM_JOINTS = 24
-#: SMPL shape coefficients.
-NUM_BETAS = 10
 
 
 class SMPLHeadOutput(NamedTuple):
@@ -249,7 +246,7 @@ class SMPLTransformerDecoderHead(nn.Module):
 
         """
         super().__init__()
-        npose = 6 * NUM_JOINTS
+        npose = 6 * SMPL_JOINTS
         self.transformer = TransformerDecoder(
             dim=dim,
             depth=depth,
@@ -259,10 +256,10 @@ class SMPLTransformerDecoderHead(nn.Module):
             context_dim=context_dim,
         )
         self.decpose = nn.Linear(dim, npose)
-        self.decshape = nn.Linear(dim, NUM_BETAS)
+        self.decshape = nn.Linear(dim, SMPL_BETAS)
         self.deccam = nn.Linear(dim, 3)
         self.register_buffer("init_body_pose", torch.zeros(1, npose))
-        self.register_buffer("init_betas", torch.zeros(1, NUM_BETAS))
+        self.register_buffer("init_betas", torch.zeros(1, SMPL_BETAS))
         self.register_buffer("init_cam", torch.zeros(1, 3))
 
     def forward(self, features: torch.Tensor) -> SMPLHeadOutput:
@@ -282,7 +279,7 @@ class SMPLTransformerDecoderHead(nn.Module):
         token = features.new_zeros(1, 1, 1)
         out = self.transformer(token, context).squeeze(1)
         pose_6d = self.decpose(out) + self.init_body_pose
-        rotmats = rot6d_to_rotmat(pose_6d.unflatten(-1, (NUM_JOINTS, 6)))
+        rotmats = rot6d_to_rotmat(pose_6d.unflatten(-1, (SMPL_JOINTS, 6)))
         return SMPLHeadOutput(
             global_orient=rotmats[:, :1],
             body_pose=rotmats[:, 1:],

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tracker_service.model_spec import SMPL_BETAS, SMPL_JOINTS
 from tracker_tools.hmr2.network import HMR2Config, HMR2Network
 
 logger = logging.getLogger(__name__)
@@ -81,8 +82,8 @@ def standin_mean_params() -> MeanParams:
 
     """
     identity_6d = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
-    i = np.arange(144)
-    j = np.arange(10)
+    i = np.arange(6 * SMPL_JOINTS)
+    j = np.arange(SMPL_BETAS)
     return MeanParams(
         pose=(identity_6d[i % 6] + 0.1 * np.sin(i + 1)).astype(np.float32),
         shape=(0.1 * np.cos(j + 1)).astype(np.float32),

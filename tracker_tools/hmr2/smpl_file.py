@@ -20,14 +20,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from tracker_service.model_spec import SMPL_BETAS, SMPL_FACES, SMPL_JOINTS, SMPL_VERTICES
+
 logger = logging.getLogger(__name__)
 
-NUM_VERTICES = 6890
-NUM_FACES = 13776
-NUM_JOINTS = 24
-NUM_BETAS = 10
 #: Pose blend-shape features: (R - I) of the 23 non-root joints, 9 values each.
-NUM_POSE_BASIS = 9 * (NUM_JOINTS - 1)
+NUM_POSE_BASIS = 9 * (SMPL_JOINTS - 1)
 #: Rows of ``SMPL_to_J19.pkl``.
 NUM_EXTRA_JOINTS = 19
 
@@ -182,14 +180,14 @@ class SMPLData:
     def __post_init__(self) -> None:
         """Check every array's dtype and shape, the face indices and the kinematic tree."""
         expected = {
-            "v_template": ((NUM_VERTICES, 3), np.float32),
-            "faces": ((NUM_FACES, 3), np.int64),
-            "J_regressor": ((NUM_JOINTS, NUM_VERTICES), np.float32),
-            "weights": ((NUM_VERTICES, NUM_JOINTS), np.float32),
-            "parents": ((NUM_JOINTS,), np.int64),
-            "shapedirs": ((NUM_VERTICES, 3, NUM_BETAS), np.float32),
-            "posedirs": ((NUM_VERTICES, 3, NUM_POSE_BASIS), np.float32),
-            "joint_regressor_extra": ((NUM_EXTRA_JOINTS, NUM_VERTICES), np.float32),
+            "v_template": ((SMPL_VERTICES, 3), np.float32),
+            "faces": ((SMPL_FACES, 3), np.int64),
+            "J_regressor": ((SMPL_JOINTS, SMPL_VERTICES), np.float32),
+            "weights": ((SMPL_VERTICES, SMPL_JOINTS), np.float32),
+            "parents": ((SMPL_JOINTS,), np.int64),
+            "shapedirs": ((SMPL_VERTICES, 3, SMPL_BETAS), np.float32),
+            "posedirs": ((SMPL_VERTICES, 3, NUM_POSE_BASIS), np.float32),
+            "joint_regressor_extra": ((NUM_EXTRA_JOINTS, SMPL_VERTICES), np.float32),
         }
         for field in fields(self):
             value = getattr(self, field.name)
@@ -202,9 +200,9 @@ class SMPLData:
                     f"{getattr(value, 'dtype', type(value).__name__)}"
                 )
             _check_shape(field.name, value, shape)
-        if self.faces.min() < 0 or self.faces.max() >= NUM_VERTICES:
-            raise SMPLFileError(f"faces: indices must lie in [0, {NUM_VERTICES})")
-        if self.parents[0] != -1 or np.any(self.parents[1:] >= np.arange(1, NUM_JOINTS)):
+        if self.faces.min() < 0 or self.faces.max() >= SMPL_VERTICES:
+            raise SMPLFileError(f"faces: indices must lie in [0, {SMPL_VERTICES})")
+        if self.parents[0] != -1 or np.any(self.parents[1:] >= np.arange(1, SMPL_JOINTS)):
             raise SMPLFileError(
                 f"parents: expected parents[0] == -1 and parents[i] < i, got {self.parents}"
             )
@@ -219,19 +217,20 @@ def _from_mapping(raw: Any, source: str | Path) -> SMPLData:
     arrays = {k: _as_array(raw[k]) for k in keys}
 
     kintree = arrays["kintree_table"]
-    _check_shape("kintree_table", kintree, (2, NUM_JOINTS))
+    _check_shape("kintree_table", kintree, (2, SMPL_JOINTS))
     # Row 0 holds the parents; the root's entry is a placeholder (not -1 in every file).
     parents = kintree[0].astype(np.int64)
     parents[0] = -1
 
     shapedirs = arrays["shapedirs"]
-    if shapedirs.ndim != 3 or shapedirs.shape[:2] != (NUM_VERTICES, 3):
+    if shapedirs.ndim != 3 or shapedirs.shape[:2] != (SMPL_VERTICES, 3):
         raise SMPLFileError(
-            f"shapedirs: expected shape ({NUM_VERTICES}, 3, K>={NUM_BETAS}), got {shapedirs.shape}"
+            f"shapedirs: expected shape ({SMPL_VERTICES}, 3, K>={SMPL_BETAS}), "
+            f"got {shapedirs.shape}"
         )
-    if shapedirs.shape[2] < NUM_BETAS:
+    if shapedirs.shape[2] < SMPL_BETAS:
         raise SMPLFileError(
-            f"shapedirs: expected at least {NUM_BETAS} components, got {shapedirs.shape[2]}"
+            f"shapedirs: expected at least {SMPL_BETAS} components, got {shapedirs.shape[2]}"
         )
 
     return SMPLData(
@@ -240,7 +239,7 @@ def _from_mapping(raw: Any, source: str | Path) -> SMPLData:
         J_regressor=arrays["J_regressor"].astype(np.float32),
         weights=arrays["weights"].astype(np.float32),
         parents=parents,
-        shapedirs=np.ascontiguousarray(shapedirs[:, :, :NUM_BETAS], dtype=np.float32),
+        shapedirs=np.ascontiguousarray(shapedirs[:, :, :SMPL_BETAS], dtype=np.float32),
         posedirs=arrays["posedirs"].astype(np.float32),
     )
 
@@ -259,7 +258,7 @@ def load_extra_regressor(path: str | Path) -> np.ndarray:
 
     """
     regressor = _as_array(read_pickle(path)).astype(np.float32)
-    _check_shape(f"{path}", regressor, (NUM_EXTRA_JOINTS, NUM_VERTICES))
+    _check_shape(f"{path}", regressor, (NUM_EXTRA_JOINTS, SMPL_VERTICES))
     return regressor
 
 

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from tracker_tools.hmr2.smpl_file import NUM_JOINTS, NUM_VERTICES, SMPLData
+from tracker_service.model_spec import SMPL_JOINTS, SMPL_VERTICES
+from tracker_tools.hmr2.smpl_file import SMPLData
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ PARENTS = np.array(
 )
 #: Vertices around each ring, and rings between the two poles: 2 + 287 * 24 = 6890 vertices.
 RING_SIZE = 24
-NUM_RINGS = (NUM_VERTICES - 2) // RING_SIZE
+NUM_RINGS = (SMPL_VERTICES - 2) // RING_SIZE
 SEED = 20240517
 
 # Left (+x) and central joints; the right side mirrors the left. Metres, T-pose.
@@ -114,7 +115,7 @@ LANDMARKS: dict[int, np.ndarray] = {
 
 def _walk() -> list[tuple[int, bool]]:
     """List the sweep's stops as (joint, at_tip): toe to toe, out and back along side branches."""
-    neighbours: list[list[int]] = [[] for _ in range(NUM_JOINTS)]
+    neighbours: list[list[int]] = [[] for _ in range(SMPL_JOINTS)]
     for child, parent in enumerate(PARENTS[1:].tolist(), start=1):
         neighbours[parent].append(child)
         neighbours[child].append(parent)
@@ -197,7 +198,7 @@ def _sphere_faces() -> np.ndarray:
     """Triangles of the UV sphere: pole 0, rings 1..6888 in order, pole 6889 (outward)."""
     ring = 1 + RING_SIZE * np.arange(NUM_RINGS)[:, None] + np.arange(RING_SIZE)[None, :]
     nxt = np.roll(ring, -1, axis=1)
-    last = NUM_VERTICES - 1
+    last = SMPL_VERTICES - 1
     start_cap = np.stack([np.zeros(RING_SIZE, np.int64), nxt[0], ring[0]], axis=1)
     a, b, c, d = ring[:-1], nxt[:-1], ring[1:], nxt[1:]
     bands = np.stack([np.stack([a, b, c], -1), np.stack([b, d, c], -1)], axis=2).reshape(-1, 3)
@@ -212,8 +213,8 @@ def _landmark_order(vertices: np.ndarray) -> np.ndarray:
         ``order`` with ``new_vertices = vertices[order]``.
 
     """
-    order = np.arange(NUM_VERTICES)
-    position = np.arange(NUM_VERTICES)  # where each old vertex currently sits in ``order``
+    order = np.arange(SMPL_VERTICES)
+    position = np.arange(SMPL_VERTICES)  # where each old vertex currently sits in ``order``
     taken: set[int] = set()
     for vertex_id, target in LANDMARKS.items():
         distance = np.linalg.norm(vertices - target, axis=1)
@@ -231,7 +232,7 @@ def _bones() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     A bone from a joint to its child moves with that joint; a leaf's bone runs to its tip.
     """
-    children = np.arange(1, NUM_JOINTS)
+    children = np.arange(1, SMPL_JOINTS)
     starts = np.concatenate([JOINTS[PARENTS[children]], JOINTS[list(LEAVES)]])
     ends = np.concatenate([JOINTS[children], np.array([TIPS[j] for j in LEAVES])])
     owners = np.concatenate([PARENTS[children], LEAVES])
@@ -251,7 +252,7 @@ def _nearest_on_bones(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _skinning_weights(bone_distance: np.ndarray) -> np.ndarray:
     """(V, 24) weights on the nearest bone's joint, blended where bones are equally near."""
     _, _, owners = _bones()
-    per_joint = np.full((NUM_JOINTS, len(bone_distance)), np.inf)
+    per_joint = np.full((SMPL_JOINTS, len(bone_distance)), np.inf)
     np.minimum.at(per_joint, owners, bone_distance.T)
     excess = per_joint.T - per_joint.min(axis=0)[:, None]
     weights = np.exp(-excess / _SKIN_SOFTNESS)
@@ -271,7 +272,7 @@ def _arc_regressor(arc: np.ndarray, ring_arc: np.ndarray, ring_of: np.ndarray) -
     np.add.at(ring_weight, (np.arange(len(arc)), k), 1 - u)
     np.add.at(ring_weight, (np.arange(len(arc)), k + 1), u)
     on_ring = ring_of >= 0
-    rows = np.zeros((len(arc), NUM_VERTICES))
+    rows = np.zeros((len(arc), SMPL_VERTICES))
     rows[:, on_ring] = ring_weight[:, ring_of[on_ring]] / RING_SIZE
     return rows
 
@@ -282,7 +283,7 @@ def _regressors(
     """``J_regressor`` (24, V) and the 19-row extra regressor (SPIN's order)."""
     at_joint = [
         [a for (j, tip), a in zip(stops, stop_arc, strict=True) if j == joint and not tip]
-        for joint in range(NUM_JOINTS)
+        for joint in range(SMPL_JOINTS)
     ]
     # Every visit of a joint weighs the same: the mean of convex rows is convex.
     joint_rows = np.stack(
@@ -331,7 +332,7 @@ def _posedirs(
     vertices: np.ndarray, nearest: np.ndarray, weights: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
     """(V, 3, 207): feature 9(j-1)+m (joint j, matrix entry m) moves only vertices skinned to j."""
-    count = 9 * (NUM_JOINTS - 1)
+    count = 9 * (SMPL_JOINTS - 1)
     feature_joint = 1 + np.arange(count) // 9
     outward = vertices - nearest
     outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-9)
@@ -350,7 +351,7 @@ def make_standin() -> SMPLData:
 
     order = _landmark_order(vertices)
     new_index = np.empty_like(order)
-    new_index[order] = np.arange(NUM_VERTICES)
+    new_index[order] = np.arange(SMPL_VERTICES)
     vertices, faces, ring_of = vertices[order], new_index[faces], ring_of[order]
 
     bone_distance, nearest = _nearest_on_bones(vertices)
@@ -375,7 +376,7 @@ def _official_layout(data: SMPLData) -> dict[str, np.ndarray]:
         "f": data.faces,
         "J_regressor": data.J_regressor,
         "weights": data.weights,
-        "kintree_table": np.stack([data.parents, np.arange(NUM_JOINTS, dtype=np.int64)]),
+        "kintree_table": np.stack([data.parents, np.arange(SMPL_JOINTS, dtype=np.int64)]),
         "shapedirs": data.shapedirs,
         "posedirs": data.posedirs,
     }
