@@ -22,8 +22,8 @@ import orjson
 
 from tracker_service.geometry import joint_angles, project
 from tracker_service.model_spec import SMPL_FACES, SMPL_VERTICES
-from tracker_service.pipeline import Body
 from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
+from tracker_service.values import Body
 
 #: Decimals kept: pixels, metres, degrees, confidences.
 _PX, _M, _DEG, _CONF = 2, 5, 2, 4

@@ -23,34 +23,9 @@ from tracker_service.metrics import Stopwatch
 from tracker_service.model_spec import DETECTOR_INPUT_HW
 from tracker_service.preprocess import crop_boxes, hmr2_crops
 from tracker_service.tracking import BodyPose, Detection, TrackOutput
+from tracker_service.values import Body
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Body:
-    """One person's 3D body in one frame, as the answer reports it.
-
-    Attributes:
-        track_id: The track, or None for a body answered without the tracker.
-        detected: False when the tracker predicted it (no detection this frame).
-        box: (4,) x1, y1, x2, y2 in pixels.
-        confidence: Detection score, or the tracker's decayed confidence when predicted.
-        camera: (3,) full-image camera translation tx, ty, tz (metres).
-        crop_camera: (3,) weak-perspective crop camera s, tx, ty.
-        joints: (24, 3) SMPL joints, body frame (metres).
-        vertices: (6890, 3) mesh vertices, body frame (metres).
-
-    """
-
-    track_id: int | None
-    detected: bool
-    box: np.ndarray
-    confidence: float
-    camera: np.ndarray
-    crop_camera: np.ndarray
-    joints: np.ndarray
-    vertices: np.ndarray
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from tracker_service.geometry import project
-from tracker_service.pipeline import Body
 from tracker_service.skeleton import SMPL_PARENTS
+from tracker_service.values import Body
 
 _MAIN, _OTHER = (60, 200, 60), (0, 150, 255)  # BGR
 _JPEG_QUALITY = 85

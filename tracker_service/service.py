@@ -18,12 +18,13 @@ from tracker_service.geometry import box_iou
 from tracker_service.inference import TritonModels
 from tracker_service.legacy import AnswerEncoder, FrameInfo, build_answer
 from tracker_service.metrics import ServiceMetrics, Stopwatch
-from tracker_service.pipeline import Body, FrameAnalysis, FramePipeline
+from tracker_service.pipeline import FrameAnalysis, FramePipeline
 from tracker_service.readiness import ReadinessCache
 from tracker_service.render import render
 from tracker_service.sessions import Clock, Session, SessionStore, TrackStep
 from tracker_service.settings import Settings
 from tracker_service.tracking import PhalpTracker, TrackerConfig
+from tracker_service.values import Body
 
 log = logging.getLogger(__name__)
 

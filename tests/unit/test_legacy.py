@@ -6,8 +6,8 @@ import pytest
 
 from tracker_service.geometry import focal_length, project
 from tracker_service.legacy import AnswerEncoder, FrameInfo, build_answer, load_faces
-from tracker_service.pipeline import Body
 from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
+from tracker_service.values import Body
 
 WIDTH, HEIGHT = 640, 480
 FACES = np.random.default_rng(1).integers(0, 6890, (13776, 3)).astype(np.int32)

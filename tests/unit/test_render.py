@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 
 from tracker_service.geometry import focal_length
-from tracker_service.pipeline import Body
 from tracker_service.render import render
+from tracker_service.values import Body
 
 
 def sphere_body(track_id, detected, x_offset):
