@@ -99,11 +99,9 @@ def _triton(batches: Sequence[int], repeats: int, config: str) -> dict:
         repository=local, models=("hmr2",), log_file=Path("build/tritonserver.log"),
         startup_timeout_s=900,
     )
-    with server:
-        models = TritonModels(server.grpc_url, timeout_s=600)
+    with server, TritonModels(server.grpc_url, timeout_s=600) as models:
         result = {b: _time(models.hmr2, b, repeats) for b in batches}
         result["server_peak_rss_mb"] = server.peak_rss_mb()
-        models.close()
     return result
 
 

@@ -1,17 +1,21 @@
 """The Triton boundary: typed calls to the served models over gRPC or HTTP.
 
-One ``TritonModels`` per application. The gRPC client is thread-safe and shared; the HTTP
-client is not, so with ``protocol="http"`` each thread gets its own. Every call has a
-timeout; tritonclient's errors become the service's own (``errors.py``), chained.
+One ``TritonModels`` per application (a context manager: leaving it closes the clients).
+The gRPC client is thread-safe and shared; the HTTP client is not, so with
+``protocol="http"`` each thread gets its own. Every call has a timeout; tritonclient's
+errors become the service's own (``errors.py``), chained; every answer is checked against
+the model spec (names, dtypes, shapes), so that a model exported against another spec is a
+502 naming the tensor, not a failure deep in the pipeline.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any
+from types import ModuleType, TracebackType
+from typing import Any, Self
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -19,12 +23,14 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tracker_service.errors import InferenceFailed, InferenceTimeout, ModelsUnavailable
-from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL, ModelSpec
+from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL, ModelSpec, TensorSpec
 
 log = logging.getLogger(__name__)
 
 #: Timeout of the readiness calls (health checks must answer within the backend's 5 s).
 READY_TIMEOUT_S = 2.0
+#: How often :meth:`TritonModels.wait_ready` asks again.
+WAIT_POLL_S = 0.2
 _CLIENTS: dict[str, ModuleType] = {"grpc": grpcclient, "http": httpclient}
 
 
@@ -162,6 +168,41 @@ class TritonModels:
         for client in clients:
             client.close()
 
+    def __enter__(self) -> Self:
+        """The models; :meth:`close` on leaving."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the clients."""
+        self.close()
+
+    def wait_ready(self, timeout_s: float) -> Readiness:
+        """Block until the server and every model are ready.
+
+        Args:
+            timeout_s: How long to wait.
+
+        Returns:
+            The readiness, all ready.
+
+        Raises:
+            ModelsUnavailable: Not ready in time (with why not).
+
+        """
+        deadline = time.monotonic() + timeout_s
+        while not (readiness := self.readiness()).ready:
+            if time.monotonic() >= deadline:
+                raise ModelsUnavailable(
+                    f"Triton not ready after {timeout_s:g} s: {readiness.error}"
+                )
+            time.sleep(WAIT_POLL_S)
+        return readiness
+
     def readiness(self) -> Readiness:
         """Ask Triton whether the server and each model are ready (never raises)."""
         models = {name: False for name in (self.names.detector, self.names.hmr2, self.names.smpl)}
@@ -242,7 +283,27 @@ class TritonModels:
             )
         except (InferenceServerException, OSError) as exc:
             raise _translate(name, exc, self.timeout_s) from exc
-        return {output: result.as_numpy(output) for output in spec.output_names}
+        batch = len(arrays[0])
+        return {t.name: _checked(name, t, batch, result.as_numpy(t.name)) for t in spec.outputs}
+
+
+def _checked(model: str, tensor: TensorSpec, batch: int, array: np.ndarray | None) -> np.ndarray:
+    """An output as the spec promises it (name, dtype, shape), or a 502 naming the tensor.
+
+    Raises:
+        InferenceFailed: The output is missing or has another dtype or shape (a model
+            exported against another spec).
+
+    """
+    expected = (batch, *tensor.dims)
+    if array is None:
+        raise InferenceFailed(f"{model} answered without its output {tensor.name!r}")
+    if array.dtype != tensor.np_dtype or array.shape != expected:
+        raise InferenceFailed(
+            f"{model} output {tensor.name!r} is {array.dtype} {list(array.shape)}, "
+            f"expected {tensor.np_dtype} {list(expected)} (model spec)"
+        )
+    return array
 
 
 def _message(exc: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -83,3 +84,27 @@ def test_readiness_is_cached_for_its_ttl(triton_server: LocalTritonServer) -> No
         assert cache.get() is not first and cache.get().readiness.ready
     finally:
         models.close()
+
+
+def test_models_are_a_context_manager_that_waits_until_ready(
+    triton_server: LocalTritonServer,
+) -> None:
+    with TritonModels(triton_server.grpc_url) as models:
+        readiness = models.wait_ready(10.0)
+        assert readiness.ready and all(readiness.models.values())
+        assert models.smpl(
+            np.eye(3, dtype=np.float32)[None, None].repeat(2, 0),
+            np.eye(3, dtype=np.float32)[None, None].repeat(23, 1).repeat(2, 0),
+            np.zeros((2, 10), np.float32),
+        ).vertices.shape == (2, 6890, 3)
+    assert models._clients == []  # closed on leaving
+
+
+def test_wait_ready_gives_up_in_time_naming_what_is_missing(
+    triton_server: LocalTritonServer,
+) -> None:
+    with TritonModels(triton_server.grpc_url, names=ModelNames(smpl="no_such_model")) as models:
+        started = time.monotonic()
+        with pytest.raises(ModelsUnavailable, match="not ready after 0.5 s.*no_such_model"):
+            models.wait_ready(0.5)
+        assert time.monotonic() - started < 5.0
