@@ -4,7 +4,7 @@ The ONNX file is built by ``make models`` (``scripts/export_detector.py --source
 these tests skip when it is absent. Figures measured when written: frame 200 of vtest.avi,
 5 of 7 people at score >= 0.3 and IoU >= 0.5 (the far couple at the top right, about 56 px
 tall, scores 0.13 and below); runner.mp4, the runner found in 180 of 180 frames. To see
-the figures: ``pytest tests/unit/test_person_detector_offline.py -o log_cli=true
+the figures: ``pytest tests/unit/tracker_tools/test_detector_export.py -o log_cli=true
 --log-cli-level=INFO``.
 """
 

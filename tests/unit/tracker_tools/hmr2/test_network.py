@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import SHARED
 from tracker_tools.hmr2.checkpoint import load_official_checkpoint
 from tracker_tools.hmr2.network import HMR2Config, HMR2Network, HMR2Output
 from tracker_tools.hmr2.recipe import (
@@ -32,7 +33,7 @@ from tracker_tools.hmr2.rotation import rot6d_to_rotmat
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "hmr2"
+REFERENCE_DIR = SHARED / "reference" / "hmr2"
 HEAD_ARRAYS = ("global_orient", "body_pose", "betas", "pred_cam", "pred_pose_6d")
 F64_ATOL = 1e-8
 F32_TOKENS_ATOL = 1e-4

@@ -1,9 +1,9 @@
-from pathlib import Path
 
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
 from scripts.cpu_configs import main
+from tests.conftest import REPO_ROOT
 from tracker_service.model_spec import MODELS
 from tracker_tools.cpu_configs import (
     CPU_CONFIG_NAME,
@@ -19,7 +19,7 @@ from tracker_tools.model_repository import (
     write_production_repository,
 )
 
-REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+REPOSITORY = REPO_ROOT / "model_repository"
 SPECS = list(MODELS.values())
 
 

@@ -5,6 +5,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from scripts.model_repository import main
+from tests.conftest import REPO_ROOT
 from tracker_service.model_spec import MODELS
 from tracker_tools.model_repository import (
     CONFIG_FILENAME,
@@ -20,7 +21,7 @@ from tracker_tools.model_repository import (
     write_production_repository,
 )
 
-REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+REPOSITORY = REPO_ROOT / "model_repository"
 SPECS = list(MODELS.values())
 IDS = list(MODELS)
 
