@@ -9,12 +9,7 @@ person needs one Triton round trip for everything (parameters, mesh, joints, emb
 a person the tracker predicts (no detection, so no crop) needs only the body model, run on
 the extrapolated pose. Both graphs are exported from the same PyTorch ``BodyModel``.
 
-Examples:
-    python -m scripts.export_hmr2 --weights generated --smpl build/smpl/SMPL_NEUTRAL.npz \
-        --extra-regressor build/smpl/SMPL_to_J19.pkl
-    python -m scripts.export_hmr2 --weights checkpoint --checkpoint epoch=35-step=1000000.ckpt \
-        --smpl SMPL_NEUTRAL.pkl --extra-regressor SMPL_to_J19.pkl --fp16
-
+The command line is ``python -m scripts.export_hmr2`` (``scripts/export_hmr2.py``).
 """
 
 from __future__ import annotations
