@@ -1,6 +1,6 @@
 """Bad requests against the real service (waitress, real Triton): 4xx in words, service unharmed.
 
-The corpus is ``scripts.soak.bad_requests`` (the soak command fires the same table); each
+The corpus is ``tracker_tools.soak.bad_requests`` (the soak command fires the same table); each
 case is a request, its expected status and words its JSON ``error`` must contain.
 """
 
@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.soak import BadCase, bad_requests, corpus_during_session, run_session, summary
 from tests.integration.test_service import (
     MAX_BODY_BYTES,
     MAX_IMAGE_PIXELS,
@@ -22,6 +21,7 @@ from tests.integration.test_service import (
     read_frames,
     service_settings,
 )
+from tracker_tools.soak import BadCase, bad_requests, corpus_during_session, run_session, summary
 from tracker_tools.triton_server import LocalTritonServer
 
 pytestmark = pytest.mark.integration

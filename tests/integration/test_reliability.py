@@ -22,19 +22,19 @@ from typing import Any
 
 import pytest
 
-from scripts.soak import (
-    post_frame,
-    run_load,
-    run_session,
-    short_sessions,
-    summary,
-)
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import ServerFactory
 from tests.integration.test_service import LiveService, encode, read_frames, service_settings
 from tracker_service.model_spec import SMPL, SMPL_FACES_FILE
 from tracker_tools.client import ClientError, ServiceClient
 from tracker_tools.model_repository import build_local_repository
+from tracker_tools.soak import (
+    post_frame,
+    run_load,
+    run_session,
+    short_sessions,
+    summary,
+)
 from tracker_tools.triton_server import LocalTritonServer
 
 pytestmark = pytest.mark.integration
