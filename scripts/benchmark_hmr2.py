@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from tracker_tools.machine import machine
+from tracker_tools.stack import BUILD, MODEL_REPOSITORY
 
-REPO = Path("model_repository")
-SMPL_DIR = Path("build/smpl")
+REPO = MODEL_REPOSITORY
+SMPL_DIR = BUILD / "smpl"
 
 
 def _time(run: Callable[[np.ndarray], object], batch: int, repeats: int) -> list[float]:
@@ -93,10 +94,10 @@ def _triton(batches: Sequence[int], repeats: int, config: str) -> dict:
     from tracker_tools.model_repository import build_local_repository
     from tracker_tools.triton_server import LocalTritonServer
 
-    local = Path("build/triton_repository")
+    local = BUILD / "triton_repository"
     build_local_repository(REPO, local)
     server = LocalTritonServer(
-        repository=local, models=("hmr2",), log_file=Path("build/tritonserver.log"),
+        repository=local, models=("hmr2",), log_file=BUILD / "tritonserver.log",
         startup_timeout_s=900,
     )
     with server, TritonModels(server.grpc_url, timeout_s=600) as models:
