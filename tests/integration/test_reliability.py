@@ -2,7 +2,7 @@
 
 The load and memory tests run ``python -m tracker_service`` as a subprocess, so that the
 resident memory read from its ``/metrics`` is the service's alone; they use the soak
-command's functions (``scripts/soak.py``, which prints the README's figures).
+command's functions (``tracker_tools/soak.py``; ``scripts/soak.py`` prints the README's figures).
 """
 
 from __future__ import annotations
