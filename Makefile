@@ -67,7 +67,7 @@ demo: install models  ## Real video through POST /pose/hybrid on a real Triton s
 test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz lint  ## Run every test.
 	$(PY) -m pytest
 
-lint: $(APP_VENV)/.stamp  ## Ruff, and mypy on tracker_service and tracker_tools.
+lint:  ## Ruff, and mypy on tracker_service and tracker_tools.
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
