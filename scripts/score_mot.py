@@ -5,6 +5,7 @@ switches against ``gt.txt`` (IoU distance, match threshold 0.5, as MOTChallenge)
 
 Example:
     python -m scripts.score_mot ../shared/mot15/TUD-Campus ../shared/mot15/TUD-Stadtmitte
+    python -m scripts.score_mot --offline ../shared/mot15/TUD-Campus  # refined by refine_video
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ def score(gt_path: Path, rows: Sequence[mot.ResultRow]) -> dict[str, float]:
     return summary.iloc[0].to_dict()
 
 
-def run(sequence: Path) -> tuple[dict[str, float], float]:
+def run(sequence: Path, offline: bool = False) -> tuple[dict[str, float], float]:
     """Track one sequence box-only with the default settings; its scores and frames/s."""
     frames = mot.read_detections(sequence / "det.txt")
     start = time.perf_counter()
-    rows = mot.track_sequence(frames, PhalpTracker(TrackerConfig()), TUD_IMAGE_SIZE)
+    tracker = PhalpTracker(TrackerConfig())
+    rows = mot.track_sequence(frames, tracker, TUD_IMAGE_SIZE, offline=offline)
     fps = len(frames) / (time.perf_counter() - start)
     return score(sequence / "gt.txt", rows), fps
 
@@ -62,10 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sequences", type=Path, nargs="+", help="folders with det.txt, gt.txt")
+    parser.add_argument("--offline", action="store_true", help="refine each run offline")
     args = parser.parse_args(argv)
     print("| sequence | IDF1 | MOTA | ID switches | frames/s |\n| --- | --- | --- | --- | --- |")
     for sequence in args.sequences:
-        metrics, fps = run(sequence)
+        metrics, fps = run(sequence, args.offline)
         print(
             f"| {sequence.name} | {metrics['idf1']:.3f} | {metrics['mota']:.3f} "
             f"| {metrics['num_switches']:.0f} | {fps:.0f} |"

@@ -5,7 +5,8 @@ requests, so that Triton batches the crops of different sessions together); it m
 detector request and one HMR2 request with every crop of the frame. After the ordered
 tracking step, :meth:`FramePipeline.bodies` turns the tracker's outputs into bodies: a
 detected person's body is HMR2's; the bodies of predicted people come from one ``smpl``
-request on their extrapolated poses.
+request on their extrapolated poses, batched with the smoothed bodies of detected people
+(whose answered pose is no longer HMR2's own).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Body:
         crop_camera: (3,) weak-perspective crop camera s, tx, ty.
         joints: (24, 3) SMPL joints, body frame (metres).
         vertices: (6890, 3) mesh vertices, body frame (metres).
+        smoothed: True when a temporal filter changed the body from HMR2's or the
+            tracker's (the mesh is then the filtered pose's).
 
     """
 
@@ -51,6 +54,7 @@ class Body:
     crop_camera: np.ndarray
     joints: np.ndarray
     vertices: np.ndarray
+    smoothed: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,9 +184,9 @@ class FramePipeline:
     ) -> list[Body]:
         """Return the body of every tracked person, in the order of ``outputs``.
 
-        Detected people keep HMR2's body; predicted people (those with an extrapolated pose
-        and camera) get theirs from one ``smpl`` request. Predicted outputs without pose or
-        camera are left out.
+        Detected people keep HMR2's body unless smoothing changed it; predicted and
+        smoothed people (those with a pose and camera) get theirs from one ``smpl``
+        request. Predicted outputs without pose or camera are left out.
 
         Args:
             analysis: The frame's analysis.
@@ -190,40 +194,41 @@ class FramePipeline:
             watch: Receives the stage ``smpl`` when a request is made.
 
         """
-        predicted = [
+        remeshed = [
             o for o in outputs
-            if not o.detected and o.pose is not None and o.camera is not None
+            if (o.smoothed or not o.detected) and o.pose is not None and o.camera is not None
         ]  # fmt: skip
         meshes: dict[int, Body] = {}
-        if predicted:
+        if remeshed:
             with watch.stage("smpl"):
                 found = self._models.smpl(
-                    np.stack([o.pose.global_orient for o in predicted]),
-                    np.stack([o.pose.body_pose for o in predicted]),
-                    np.stack([o.pose.betas for o in predicted]),
+                    np.stack([o.pose.global_orient for o in remeshed]),
+                    np.stack([o.pose.body_pose for o in remeshed]),
+                    np.stack([o.pose.betas for o in remeshed]),
                 )
-            cameras = np.stack([o.camera for o in predicted])
-            centers, sizes = crop_boxes(np.stack([o.box for o in predicted]))
+            cameras = np.stack([o.camera for o in remeshed])
+            centers, sizes = crop_boxes(np.stack([o.box for o in remeshed]))
             crop_cameras = cam_full_to_crop(
                 cameras, centers, sizes, (analysis.width, analysis.height), analysis.focal
             )
-            for i, o in enumerate(predicted):
+            for i, o in enumerate(remeshed):
                 meshes[o.track_id] = Body(
                     track_id=o.track_id,
-                    detected=False,
+                    detected=o.detected,
                     box=o.box,
                     confidence=o.confidence,
                     camera=o.camera,
                     crop_camera=crop_cameras[i],
                     joints=found.joints[i],
                     vertices=found.vertices[i],
+                    smoothed=o.smoothed,
                 )
         bodies = []
         for o in outputs:
-            if o.detected and o.detection_index is not None:
-                bodies.append(analysis.body(o.detection_index, o.track_id))
-            elif o.track_id in meshes:
+            if o.track_id in meshes:
                 bodies.append(meshes[o.track_id])
+            elif o.detected and o.detection_index is not None:
+                bodies.append(analysis.body(o.detection_index, o.track_id))
         return bodies
 
 

@@ -24,6 +24,7 @@ from tracker_service.render import render
 from tracker_service.sessions import Clock, Session, SessionStore, TrackStep
 from tracker_service.settings import Settings
 from tracker_service.tracking import PhalpTracker, TrackerConfig
+from tracker_service.tracking.smoothing import LiveSmoother, SmoothedTracker, SmoothingConfig
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,13 @@ class PoseService:
         self.metrics.watch_sessions(lambda: len(self.sessions), self.sessions.tracks_alive)
 
     def _new_session(self, session_id: str) -> Session:
+        tracker = PhalpTracker(self._tracker_config)
+        if self.settings.smoothing:
+            smoothing = SmoothingConfig(strength=self.settings.smoothing_strength)
+            tracker = SmoothedTracker(tracker, LiveSmoother(smoothing))
         return Session(
             session_id,
-            PhalpTracker(self._tracker_config),
+            tracker,
             reorder_wait_s=self.settings.reorder_wait_s,
             new_video_idle_s=self.settings.new_video_idle_s,
             clock=self._clock,

@@ -67,6 +67,14 @@ class Settings:
         50, "frames a track survives undetected (predicted) before it is deleted"
     )
     n_init: int = _setting(5, "detections a new track needs before it is confirmed")
+    smoothing: int = _setting(
+        1,
+        "1: each track's body is smoothed live (One Euro filters on the joint rotations, "
+        "camera and box; one shape per track); 0: HMR2's raw per-frame bodies",
+    )
+    smoothing_strength: float = _setting(
+        1.0, "divides the live filters' cutoffs: 2 smooths harder (more lag in fast motion)"
+    )
     max_sessions: int = _setting(
         64, "sessions tracked at once; the longest idle one is evicted beyond this"
     )
@@ -111,6 +119,10 @@ class Settings:
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.smoothing not in (0, 1):
+            raise ValueError(f"smoothing must be 0 or 1, got {self.smoothing}")
+        if not self.smoothing_strength > 0:
+            raise ValueError(f"smoothing_strength must be positive, got {self.smoothing_strength}")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"min_score must lie in [0, 1], got {self.min_score}")
         if self.port > 65535:

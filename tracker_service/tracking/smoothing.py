@@ -10,9 +10,12 @@ before they are answered:
   change sign) is no special case.
 * The box (centre and log size), the 2D root and the camera (``tx, ty, log tz``) are
   filtered per coordinate; speeds of pixel coordinates are counted in box heights.
-* The filter is One Euro (Casiez et al., CHI 2012): a low-pass whose cutoff rises with
-  the filtered speed, ``min_cutoff + beta * speed``, so stillness is smoothed hard and
-  fast motion follows with little lag. Cutoffs are in cycles per frame.
+* The filter is One Euro's adaptive low-pass (Casiez et al., CHI 2012), whose cutoff
+  rises with the filtered speed, ``min_cutoff + beta * speed``, so stillness is smoothed
+  hard and fast motion follows, on a level-and-trend (double exponential) state, so a
+  steady motion is followed without lag (:func:`one_euro`). Cutoffs are in cycles per
+  frame. The defaults were chosen on the synthetic motions of
+  ``scripts/benchmark_smoothness.py`` (other noise seeds than those it reports).
 * Body shape is one per track: the running mean of the detections' betas weighted by
   their scores; predictions do not change it.
 
@@ -33,6 +36,10 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from tracker_service.tracking.types import BodyPose, Detection, TrackOutput
+
+
+#: Differences below this are rounding, not smoothing.
+_UNCHANGED = 1e-9
 
 
 def so3_log(base: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -89,7 +96,7 @@ def track_signals(output: TrackOutput) -> TrackSignals:
 def with_signals(output: TrackOutput, signals: TrackSignals, **changes: object) -> TrackOutput:
     """``output`` with its box, root, camera and body taken from ``signals``.
 
-    ``smoothed`` is set when any of them differs from ``output``'s; ``changes`` replace
+    ``smoothed`` is set when any of them differs from ``output``'s (by more than rounding); ``changes`` replace
     further fields (they may override ``smoothed``).
     """
     location = signals.location
@@ -102,13 +109,13 @@ def with_signals(output: TrackOutput, signals: TrackSignals, **changes: object) 
     if signals.rotations is not None:
         pose = BodyPose.from_rotations(signals.rotations, signals.betas)
     refined = replace(output, box=box, root_2d=location[4:6].copy(), camera=camera, pose=pose)
-    changed = not np.array_equal(track_signals(output).location, location) or (
-        pose is not None
-        and not (
-            np.array_equal(pose.rotations, output.pose.rotations)
-            and np.array_equal(pose.betas, output.pose.betas)
+    same = np.allclose(track_signals(output).location, location, rtol=0.0, atol=_UNCHANGED)
+    if pose is not None:
+        same = same and all(
+            np.allclose(a, b, rtol=0.0, atol=_UNCHANGED)
+            for a, b in ((pose.rotations, output.pose.rotations), (pose.betas, output.pose.betas))
         )
-    )
+    changed = not same
     return replace(refined, **{"smoothed": changed, **changes})
 
 
@@ -121,14 +128,15 @@ class SmoothingConfig:
             when motion starts.
         beta: Cutoff added per unit of speed (radians, box heights, metres or log units
             per frame). Raising it reduces lag in fast motion and lets more jitter through.
-        derivative_cutoff: Cutoff of the speed estimate that drives the adaptation.
+        derivative_cutoff: Cutoff of the trend (velocity) estimate, which both carries
+            the prediction and drives the adaptation.
         strength: Divides every cutoff: 2 smooths twice as hard, 0.5 half as hard.
 
     """
 
-    min_cutoff: float = 0.02
+    min_cutoff: float = 0.03
     beta: float = 4.0
-    derivative_cutoff: float = 0.1
+    derivative_cutoff: float = 0.2
     strength: float = 1.0
 
     def __post_init__(self) -> None:
@@ -173,7 +181,14 @@ def one_euro(
     *,
     scale: np.ndarray | float = 1.0,
 ) -> FilterState:
-    """One step of a One Euro filter on values ``(n,)`` or on rotations ``(J, 3, 3)``.
+    """One step of the adaptive filter on values ``(n,)`` or on rotations ``(J, 3, 3)``.
+
+    The filter keeps a level and a trend (double exponential smoothing, so a steady motion
+    is followed without lag): it predicts ``level + trend * dt``, moves that prediction
+    towards the sample by the factor of One Euro's adaptive cutoff
+    ``(min_cutoff + beta * speed) / strength`` (speed: the trend's magnitude over
+    ``scale``), and blends the step it made into the trend at ``derivative_cutoff``.
+    On rotations the same happens on SO(3): ``exp`` moves, ``log`` measures.
 
     Args:
         state: The filter's memory, or None for a new signal (its output is ``value``).
@@ -191,14 +206,23 @@ def one_euro(
         velocity = np.zeros(value.shape[:1] + ((3,) if rotations else (1,)))
         return FilterState(value.copy(), velocity, frame)
     dt = float(frame - state.frame)
-    delta = so3_log(state.value, value) if rotations else (value - state.value)[:, None]
-    velocity = state.velocity + smoothing_factor(config.derivative_cutoff, dt) * (
-        delta / dt - state.velocity
-    )
-    speed = np.linalg.norm(velocity, axis=-1) if rotations else np.abs(velocity[:, 0]) / scale
+    if rotations:
+        predicted = so3_exp(state.value, state.velocity * dt)
+        speed = np.linalg.norm(state.velocity, axis=-1)
+    else:
+        predicted = state.value + state.velocity[:, 0] * dt
+        speed = np.abs(state.velocity[:, 0]) / scale
     cutoff = (config.min_cutoff + config.beta * speed) / config.strength
-    step = smoothing_factor(cutoff, dt)[:, None] * delta
-    filtered = so3_exp(state.value, step) if rotations else state.value + step[:, 0]
+    weight = smoothing_factor(cutoff, dt)[:, None]
+    if rotations:
+        filtered = so3_exp(predicted, weight * so3_log(predicted, value))
+        moved = so3_log(state.value, filtered)
+    else:
+        filtered = predicted + weight[:, 0] * (value - predicted)
+        moved = (filtered - state.value)[:, None]
+    velocity = state.velocity + smoothing_factor(config.derivative_cutoff, dt) * (
+        moved / dt - state.velocity
+    )
     return FilterState(filtered, velocity, frame)
 
 
