@@ -32,7 +32,6 @@ import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 from scipy.spatial.transform import Rotation
@@ -88,7 +87,7 @@ class Skeleton:
         self._dirs = np.einsum("jv,vck->jck", data["J_regressor"], data["shapedirs"])
 
     def joints(self, rotations: np.ndarray, betas: np.ndarray) -> np.ndarray:
-        """``(T, 24, 3)`` pelvis-relative joints of ``(T, 24, 3, 3)`` rotations and ``(T, 10)`` betas."""
+        """``(T, 24, 3)`` pelvis-relative joints of rotations ``(T, 24, 3, 3)``, betas ``(T, 10)``."""
         rest = self._rest + np.einsum("jck,tk->tjc", self._dirs, betas)
         world = np.empty_like(rotations)
         joints = np.zeros_like(rest)
@@ -96,7 +95,9 @@ class Skeleton:
         for j in range(1, len(self.parents)):
             p = self.parents[j]
             world[:, j] = world[:, p] @ rotations[:, j]
-            joints[:, j] = joints[:, p] + np.einsum("tab,tb->ta", world[:, p], rest[:, j] - rest[:, p])
+            joints[:, j] = joints[:, p] + np.einsum(
+                "tab,tb->ta", world[:, p], rest[:, j] - rest[:, p]
+            )
         return joints
 
 
@@ -185,10 +186,14 @@ def noisy_detections(
     outliers = rng.random(n) < NOISE["outlier_rate"]
     sigma[outliers] = np.hypot(sigma[outliers], np.radians(NOISE["outlier_rotation_deg"]))
     noise = rng.normal(size=(n, 24, 3)) * sigma
-    estimated = rotations @ Rotation.from_rotvec(noise.reshape(-1, 3)).as_matrix().reshape(n, 24, 3, 3)
+    estimated = rotations @ Rotation.from_rotvec(noise.reshape(-1, 3)).as_matrix().reshape(
+        n, 24, 3, 3
+    )
     shapes = betas + rng.normal(0, NOISE["betas"], (n, 10))
     cameras = translation + rng.normal(size=(n, 3)) * [
-        NOISE["translation_xy_m"], NOISE["translation_xy_m"], 0.0
+        NOISE["translation_xy_m"],
+        NOISE["translation_xy_m"],
+        0.0,
     ]
     cameras[:, 2] *= 1.0 + NOISE["depth_fraction"] * rng.normal(size=n)
     pixels = project(skeleton.joints(rotations, np.tile(betas, (n, 1))) + translation[:, None])
@@ -423,18 +428,30 @@ def goals(synthetic: dict, gaps: dict, mot: dict) -> list[dict[str, object]]:
         goal("live lag, frames (worst motion)", live_lag, "<= 1.0", live_lag <= 1.0),
         goal("offline acceleration error / raw", offline_accel, "<= 0.2", offline_accel <= 0.2),
         goal("offline MPJPE / raw", offline_mpjpe, "<= 0.8", offline_mpjpe <= 0.8),
-        goal("gaps offline: mean IoU", gaps["offline"]["mean_iou"], ">= 0.90",
-             gaps["offline"]["mean_iou"] >= 0.9),
-        goal("gaps offline: worst IoU", gaps["offline"]["worst_iou"], ">= 0.80",
-             gaps["offline"]["worst_iou"] >= 0.8),
+        goal(
+            "gaps offline: mean IoU",
+            gaps["offline"]["mean_iou"],
+            ">= 0.90",
+            gaps["offline"]["mean_iou"] >= 0.9,
+        ),
+        goal(
+            "gaps offline: worst IoU",
+            gaps["offline"]["worst_iou"],
+            ">= 0.80",
+            gaps["offline"]["worst_iou"] >= 0.8,
+        ),
     ]
     for name, target in (("TUD-Stadtmitte", 0.80), ("TUD-Campus", 0.75)):
         idf1 = mot[name]["offline"]["idf1"]
         rows.append(goal(f"{name} offline IDF1", idf1, f">= {target:.2f}", idf1 >= target))
         online, offline = mot[name]["online"]["mota"], mot[name]["offline"]["mota"]
         rows.append(
-            goal(f"{name} offline MOTA (online {online:.3f})", offline, f">= {online:.3f}",
-                 offline >= online)
+            goal(
+                f"{name} offline MOTA (online {online:.3f})",
+                offline,
+                f">= {online:.3f}",
+                offline >= online,
+            )
         )
     return rows
 
@@ -462,15 +479,25 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def report(results: dict, format_notes: Callable[[], str]) -> str:
     """The Markdown page."""
     synthetic, runner, gaps, mot = (
-        results["synthetic"], results["runner"], results["gaps"], results["mot15"]
+        results["synthetic"],
+        results["runner"],
+        results["gaps"],
+        results["mot15"],
     )
     body_rows = [
-        [name, method, f"{m['mpjpe_mm']:.1f}", f"{m['accel_error_mm']:.2f}", f"{m['lag_frames']:.2f}"]
+        [
+            name,
+            method,
+            f"{m['mpjpe_mm']:.1f}",
+            f"{m['accel_error_mm']:.2f}",
+            f"{m['lag_frames']:.2f}",
+        ]
         for name, methods in synthetic.items()
         for method, m in methods.items()
     ]
     runner_rows = [
-        [method, f"{m['centre_accel']:.5f}", f"{m['size_accel']:.5f}"] for method, m in runner.items()
+        [method, f"{m['centre_accel']:.5f}", f"{m['size_accel']:.5f}"]
+        for method, m in runner.items()
     ]
     gap_rows = [
         [method, f"{m['mean_iou']:.3f}", f"{m['worst_iou']:.3f}", m["answered"], m["identities"]]
@@ -481,34 +508,43 @@ def report(results: dict, format_notes: Callable[[], str]) -> str:
         for name, methods in mot.items()
         for method, m in methods.items()
     ]
-    goal_rows = [[g["goal"], g["measured"], g["target"], "yes" if g["met"] else "**no**"]
-                 for g in results["goals"]]
-    return "\n\n".join(
-        [
-            "# Temporal coherence: raw, live and offline",
-            f"Written by `python -m scripts.benchmark_smoothness` on {results['machine']}.",
-            "## Goals",
-            _table(["goal", "measured", "target", "met"], goal_rows),
-            format_notes(),
-            "## Ground truth: SMPL motions with a per-frame estimator's errors",
-            "Three 300-frame motions at 30 fps (walk, turn in place, squats), joints by numpy "
-            "forward kinematics of the stand-in body model's `J_regressor` and kinematic tree; "
-            "errors per frame: " + ", ".join(f"{k} {v}" for k, v in NOISE.items()) + ". "
-            "The detections go through the real tracker (the service's settings); *raw* is "
-            "what the tracker answers (its extrapolation in missed frames), *live* the same "
-            "through `LiveSmoother`, *offline* `refine_video` of the raw run. Joints are "
-            "pelvis-relative; lag is the peak of the cross-correlation with the truth.",
-            _table(["motion", "method", "MPJPE mm", "accel. error mm/frame^2", "lag frames"],
-                   body_rows),
-            "## runner.mp4 through the detector: box acceleration (box heights / frame^2)",
-            _table(["method", "centre", "size"], runner_rows),
-            "## runner.mp4, 5 bursts of 10 frames painted out: IoU with the clean detections",
-            _table(["method", "mean IoU", "worst IoU", "frames answered of 50", "identities"],
-                   gap_rows),
-            "## MOT15, boxes only (`python -m scripts.score_mot [--offline]`)",
-            _table(["sequence", "method", "IDF1", "MOTA", "ID switches"], mot_rows),
-        ]
-    ) + "\n"
+    goal_rows = [
+        [g["goal"], g["measured"], g["target"], "yes" if g["met"] else "**no**"]
+        for g in results["goals"]
+    ]
+    return (
+        "\n\n".join(
+            [
+                "# Temporal coherence: raw, live and offline",
+                f"Written by `python -m scripts.benchmark_smoothness` on {results['machine']}.",
+                "## Goals",
+                _table(["goal", "measured", "target", "met"], goal_rows),
+                format_notes(),
+                "## Ground truth: SMPL motions with a per-frame estimator's errors",
+                "Three 300-frame motions at 30 fps (walk, turn in place, squats), joints by numpy "
+                "forward kinematics of the stand-in body model's `J_regressor` and kinematic tree; "
+                "errors per frame: " + ", ".join(f"{k} {v}" for k, v in NOISE.items()) + ". "
+                "The detections go through the real tracker (the service's settings); *raw* is "
+                "what the tracker answers (its extrapolation in missed frames), *live* the same "
+                "through `LiveSmoother`, *offline* `refine_video` of the raw run. Joints are "
+                "pelvis-relative; lag is the peak of the cross-correlation with the truth.",
+                _table(
+                    ["motion", "method", "MPJPE mm", "accel. error mm/frame^2", "lag frames"],
+                    body_rows,
+                ),
+                "## runner.mp4 through the detector: box acceleration (box heights / frame^2)",
+                _table(["method", "centre", "size"], runner_rows),
+                "## runner.mp4, 5 bursts of 10 frames painted out: IoU with the clean detections",
+                _table(
+                    ["method", "mean IoU", "worst IoU", "frames answered of 50", "identities"],
+                    gap_rows,
+                ),
+                "## MOT15, boxes only (`python -m scripts.score_mot [--offline]`)",
+                _table(["sequence", "method", "IDF1", "MOTA", "ID switches"], mot_rows),
+            ]
+        )
+        + "\n"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -355,4 +355,3 @@ def refine_video(
         for frame, output in _outputs(track, track_id, config).items():
             refined[frame].append(output)
     return refined
-

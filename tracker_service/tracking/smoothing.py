@@ -37,7 +37,6 @@ from scipy.spatial.transform import Rotation
 
 from tracker_service.tracking.types import BodyPose, Detection, TrackOutput
 
-
 #: Differences below this are rounding, not smoothing.
 _UNCHANGED = 1e-9
 
@@ -96,8 +95,8 @@ def track_signals(output: TrackOutput) -> TrackSignals:
 def with_signals(output: TrackOutput, signals: TrackSignals, **changes: object) -> TrackOutput:
     """``output`` with its box, root, camera and body taken from ``signals``.
 
-    ``smoothed`` is set when any of them differs from ``output``'s (by more than rounding); ``changes`` replace
-    further fields (they may override ``smoothed``).
+    ``smoothed`` is set when any of them differs from ``output``'s (by more than rounding);
+    ``changes`` replace further fields (they may override ``smoothed``).
     """
     location = signals.location
     half = np.exp(location[2:4]) / 2.0
@@ -303,9 +302,7 @@ class LiveSmoother:
             betas = shape_sum / shape_weight
         refined = with_signals(
             output,
-            TrackSignals(
-                location.value, None if rotations is None else rotations.value, betas
-            ),
+            TrackSignals(location.value, None if rotations is None else rotations.value, betas),
         )
         return _TrackMemory(location, rotations, shape_sum, shape_weight), refined
 
