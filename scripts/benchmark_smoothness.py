@@ -87,7 +87,7 @@ class Skeleton:
         self._dirs = np.einsum("jv,vck->jck", data["J_regressor"], data["shapedirs"])
 
     def joints(self, rotations: np.ndarray, betas: np.ndarray) -> np.ndarray:
-        """``(T, 24, 3)`` pelvis-relative joints of rotations ``(T, 24, 3, 3)``, betas ``(T, 10)``."""
+        """``(T, 24, 3)`` pelvis-relative joints of rotations ``(T, 24, 3, 3)`` and betas."""
         rest = self._rest + np.einsum("jck,tk->tjc", self._dirs, betas)
         world = np.empty_like(rotations)
         joints = np.zeros_like(rest)
