@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,14 +56,14 @@ FOCAL = 1500.0
 IMAGE_HW = (1080, 1920)
 #: The per-frame estimator's errors (standard deviations unless said otherwise).
 NOISE = {
-    "joint_rotation_deg": 3.0,  # per axis of each body joint's rotation vector
-    "root_rotation_deg": 2.0,  # per axis of the root orientation
+    "joint_rotation_deg": 0.8,  # per axis of each body joint's rotation vector
+    "root_rotation_deg": 0.5,  # per axis of the root orientation
     "betas": 0.15,  # per shape coefficient
     "translation_xy_m": 0.01,
     "depth_fraction": 0.03,  # of the camera depth
     "box_fraction": 0.02,  # of the box height, per box coordinate
-    "outlier_rate": 0.03,  # fraction of frames whose every rotation gets the outlier error
-    "outlier_rotation_deg": 15.0,
+    "outlier_rate": 0.02,  # fraction of frames whose every rotation gets the outlier error
+    "outlier_rotation_deg": 6.0,
     "missing_runs": 3,  # runs of frames without a detection, per sequence
     "missing_run_frames": 8,
 }
@@ -371,18 +372,29 @@ def video_parts(video: Path, detector: Detector) -> tuple[dict, dict]:
     for i in hidden:
         painted[i] = detector(paint_out(frames[i], clean[i][0]))
     masked_answers = track_three_ways([_as_detections(found) for found in painted], image_hw)
+    answered = {
+        method: [None if run[i] is None else run[i].box for i in hidden]
+        for method, run in masked_answers.items()
+    }
+    # The issue's reference: a straight line between the detections around each burst.
+    answered["linear between the detections"] = [
+        (1 - u) * clean[burst[0] - 1][0][0] + u * clean[burst[-1] + 1][0][0]
+        for burst in BURSTS
+        for u in (np.arange(1, len(burst) + 1) / (len(burst) + 1))
+    ]
     gaps = {}
-    for method, run in masked_answers.items():
+    for method, boxes in answered.items():
         overlap = [
-            float(box_iou(run[i].box, clean[i][0][:1])[0, 0]) if run[i] is not None else 0.0
-            for i in hidden
+            0.0 if box is None else float(box_iou(box, clean[i][0][:1])[0, 0])
+            for i, box in zip(hidden, boxes, strict=True)
         ]
         gaps[method] = {
             "mean_iou": float(np.mean(overlap)),
             "worst_iou": float(np.min(overlap)),
-            "answered": sum(run[i] is not None for i in hidden),
-            "identities": len({o.track_id for o in run if o is not None}),
+            "answered": sum(box is not None for box in boxes),
         }
+    for method, run in masked_answers.items():
+        gaps[method]["identities"] = len({o.track_id for o in run if o is not None})
     log.info("runner: %s; gaps: %s", smoothness, gaps)
     return smoothness, gaps
 
@@ -405,54 +417,38 @@ def mot_part(mot15: Path) -> dict[str, dict[str, dict[str, float]]]:
 # --------------------------------------------------------------------------- report
 
 
-def _mean(part: dict, method: str, key: str) -> float:
-    return float(np.mean([motion_[method][key] for motion_ in part.values()]))
+def _worst_ratio(part: dict, method: str, key: str) -> float:
+    """The largest ratio of ``method``'s figure to raw's over the motions."""
+    return max(m[method][key] / m["raw"][key] for m in part.values())
 
 
 def goals(synthetic: dict, gaps: dict, mot: dict) -> list[dict[str, object]]:
-    """Every goal of the issue: measured value, target, met."""
+    """Every goal of the issue: measured value, target, met (body goals: the worst motion)."""
 
-    def goal(text: str, measured: float, target: str, met: bool) -> dict[str, object]:
-        return {"goal": text, "measured": round(measured, 3), "target": target, "met": bool(met)}
+    def goal(text: str, measured: float, sense: str, bound: float) -> dict[str, object]:
+        met = measured <= bound if sense == "<=" else measured >= bound
+        return {"goal": text, "measured": round(measured, 3), "target": f"{sense} {bound:.3f}",
+                "met": bool(met)}  # fmt: skip
 
-    raw_accel = _mean(synthetic, "raw", "accel_error_mm")
-    raw_mpjpe = _mean(synthetic, "raw", "mpjpe_mm")
-    live_accel = _mean(synthetic, "live", "accel_error_mm") / raw_accel
-    live_mpjpe = _mean(synthetic, "live", "mpjpe_mm") / raw_mpjpe
-    live_lag = max(m["live"]["lag_frames"] for m in synthetic.values())
-    offline_accel = _mean(synthetic, "offline", "accel_error_mm") / raw_accel
-    offline_mpjpe = _mean(synthetic, "offline", "mpjpe_mm") / raw_mpjpe
+    worst = "(worst motion)"
     rows = [
-        goal("live acceleration error / raw", live_accel, "<= 0.333", live_accel <= 1 / 3),
-        goal("live MPJPE / raw", live_mpjpe, "<= 1.0", live_mpjpe <= 1.0),
-        goal("live lag, frames (worst motion)", live_lag, "<= 1.0", live_lag <= 1.0),
-        goal("offline acceleration error / raw", offline_accel, "<= 0.2", offline_accel <= 0.2),
-        goal("offline MPJPE / raw", offline_mpjpe, "<= 0.8", offline_mpjpe <= 0.8),
-        goal(
-            "gaps offline: mean IoU",
-            gaps["offline"]["mean_iou"],
-            ">= 0.90",
-            gaps["offline"]["mean_iou"] >= 0.9,
-        ),
-        goal(
-            "gaps offline: worst IoU",
-            gaps["offline"]["worst_iou"],
-            ">= 0.80",
-            gaps["offline"]["worst_iou"] >= 0.8,
-        ),
-    ]
+        goal(f"live acceleration error / raw {worst}",
+             _worst_ratio(synthetic, "live", "accel_error_mm"), "<=", 1 / 3),
+        goal(f"live MPJPE / raw {worst}", _worst_ratio(synthetic, "live", "mpjpe_mm"), "<=", 1.0),
+        goal(f"live lag, frames {worst}",
+             max(m["live"]["lag_frames"] for m in synthetic.values()), "<=", 1.0),
+        goal(f"offline acceleration error / raw {worst}",
+             _worst_ratio(synthetic, "offline", "accel_error_mm"), "<=", 0.2),
+        goal(f"offline MPJPE / raw {worst}",
+             _worst_ratio(synthetic, "offline", "mpjpe_mm"), "<=", 0.8),
+        goal("gaps offline: mean IoU", gaps["offline"]["mean_iou"], ">=", 0.90),
+        goal("gaps offline: worst IoU", gaps["offline"]["worst_iou"], ">=", 0.80),
+    ]  # fmt: skip
     for name, target in (("TUD-Stadtmitte", 0.80), ("TUD-Campus", 0.75)):
-        idf1 = mot[name]["offline"]["idf1"]
-        rows.append(goal(f"{name} offline IDF1", idf1, f">= {target:.2f}", idf1 >= target))
-        online, offline = mot[name]["online"]["mota"], mot[name]["offline"]["mota"]
-        rows.append(
-            goal(
-                f"{name} offline MOTA (online {online:.3f})",
-                offline,
-                f">= {online:.3f}",
-                offline >= online,
-            )
-        )
+        rows.append(goal(f"{name} offline IDF1", mot[name]["offline"]["idf1"], ">=", target))
+        online = mot[name]["online"]["mota"]
+        rows.append(goal(f"{name} offline MOTA (not below online)",
+                         mot[name]["offline"]["mota"], ">=", online))  # fmt: skip
     return rows
 
 
@@ -465,8 +461,6 @@ def machine() -> str:
             if line.startswith("model name"):
                 name = line.split(":", 1)[1].strip()
                 break
-    import os
-
     return f"{name}, {os.cpu_count()} cores"
 
 
@@ -500,7 +494,8 @@ def report(results: dict, format_notes: Callable[[], str]) -> str:
         for method, m in runner.items()
     ]
     gap_rows = [
-        [method, f"{m['mean_iou']:.3f}", f"{m['worst_iou']:.3f}", m["answered"], m["identities"]]
+        [method, f"{m['mean_iou']:.3f}", f"{m['worst_iou']:.3f}", m["answered"],
+         m.get("identities", "-")]
         for method, m in gaps.items()
     ]
     mot_rows = [

@@ -133,9 +133,9 @@ class SmoothingConfig:
 
     """
 
-    min_cutoff: float = 0.03
+    min_cutoff: float = 0.05
     beta: float = 4.0
-    derivative_cutoff: float = 0.2
+    derivative_cutoff: float = 0.3
     strength: float = 1.0
 
     def __post_init__(self) -> None:
