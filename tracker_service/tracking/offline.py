@@ -45,6 +45,10 @@ from tracker_service.tracking.types import TrackOutput, TrackState
 _END_OBSERVATIONS = 5
 #: Cauchy weights count residuals in units of this many robust standard deviations.
 _OUTLIER_SCALE = 3.0
+#: Observations fitted at once by the smoother.
+_CHUNK = 256
+#: Largest finite stitching cost: 1 plus three squared terms, each gated at 1.
+_STITCH_GATE = 4.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,8 +165,7 @@ def _stitch(tracks: list[_Track], config: OfflineConfig) -> list[_Track]:
     if config.max_stitch_gap == 0 or len(tracks) < 2:
         return tracks
     costs = np.array([[_stitch_cost(a, b, config) for b in tracks] for a in tracks])
-    gate = 1.0 + len(costs)  # every finite cost lies below: the terms gated it already
-    successor = dict(assign(costs, gate, log_domain=False).matches.tolist())
+    successor = dict(assign(costs, _STITCH_GATE, log_domain=False).matches.tolist())
     has_predecessor = set(successor.values())
     chains = []
     for head in range(len(tracks)):
@@ -213,7 +216,7 @@ def _local_linear(offsets: np.ndarray, values: np.ndarray, weights: np.ndarray) 
 
 
 def _robust_fit(
-    values: np.ndarray,
+    values_of: Callable[[slice], np.ndarray],
     residual: Callable[[np.ndarray], np.ndarray],
     times: np.ndarray,
     index: np.ndarray,
@@ -221,8 +224,10 @@ def _robust_fit(
 ) -> np.ndarray:
     """Local-linear fit, then refit with Cauchy weights on each sample's residual.
 
+    Rows are fitted :data:`_CHUNK` at a time, so that a long video's neighbour arrays stay small.
+
     Args:
-        values: ``(N, K, G, C)`` each observation's neighbours' values.
+        values_of: ``(n, K, G, C)`` the neighbours' values of the rows in a slice.
         residual: ``(N, G)`` distance of each observation from a fit ``(N, G, C)``.
         times: ``(N,)`` observation frames.
         index: ``(N, K)`` the neighbours (:func:`_neighbours`).
@@ -230,10 +235,15 @@ def _robust_fit(
 
     """
     offsets = times[index] - times[:, None]
-    distance = residual(_local_linear(offsets, values, weights))
+    chunks = [slice(start, start + _CHUNK) for start in range(0, len(times), _CHUNK)]
+
+    def fit(w: np.ndarray) -> np.ndarray:
+        return np.concatenate([_local_linear(offsets[c], values_of(c), w[c]) for c in chunks])
+
+    distance = residual(fit(weights))
     spread = _OUTLIER_SCALE * 1.4826 * np.median(distance, axis=0)
     robust = 1.0 / (1.0 + np.square(distance / np.maximum(spread, 1e-9)))
-    return _local_linear(offsets, values, weights * robust[index])
+    return fit(weights * robust[index])
 
 
 def _smoothed_signals(track: _Track, config: OfflineConfig) -> list[TrackSignals]:
@@ -250,17 +260,18 @@ def _smoothed_signals(track: _Track, config: OfflineConfig) -> list[TrackSignals
         weights = (kernel * inside * scores[index])[:, :, None]
         raw_locations = locations
         locations = _robust_fit(
-            raw_locations[index][..., None],
+            lambda rows: raw_locations[index[rows]][..., None],
             lambda fit: np.abs(fit[..., 0] - raw_locations),
             times, index, weights,
         )[..., 0]  # fmt: skip
         if rotations is not None:
-            tangent = _robust_fit(
-                so3_log(rotations[:, None], rotations[index]),  # (N, K, J, 3) at each frame
+            raw_rotations = rotations
+            tangent = _robust_fit(  # in the tangent space at each frame's own rotation
+                lambda rows: so3_log(raw_rotations[rows, None], raw_rotations[index[rows]]),
                 lambda fit: np.linalg.norm(fit, axis=-1),
                 times, index, weights,
             )  # fmt: skip
-            rotations = so3_exp(rotations, tangent)
+            rotations = so3_exp(raw_rotations, tangent)
     return [
         TrackSignals(locations[i], None if shape is None else rotations[i], shape)
         for i in range(len(raw))

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from tracker_service.tracking.tracker import PhalpTracker
 from tracker_service.tracking.types import BodyPose, Detection, TrackOutput
 
 #: Differences below this are rounding, not smoothing.
@@ -311,13 +312,12 @@ class SmoothedTracker:
     """A tracker whose outputs pass through a :class:`LiveSmoother` (a session's tracker).
 
     Args:
-        tracker: Anything with ``update(detections, frame_index, *, image_size)`` and
-            ``reset()`` (:class:`~tracker_service.tracking.PhalpTracker`).
+        tracker: The tracker whose outputs are smoothed.
         smoother: The smoother, owned by this tracker.
 
     """
 
-    def __init__(self, tracker: object, smoother: LiveSmoother) -> None:
+    def __init__(self, tracker: PhalpTracker, smoother: LiveSmoother) -> None:
         self._tracker = tracker
         self._smoother = smoother
 
