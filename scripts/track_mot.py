@@ -3,7 +3,7 @@
 Usage::
 
     python -m scripts.track_mot --det det.txt --out results.txt
-        [--min-score 0.8] [--image-size 640x480] [--max-predicted 1]
+        [--min-score 0.8] [--image-size 640x480] [--max-predicted 1] [--offline]
 
 The format and the reporting rules: :mod:`tracker_tools.mot`.
 """
@@ -60,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="write predicted boxes up to this many frames after a track's last detection",
     )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="refine the whole run (stitch tracks, interpolate gaps, smooth) before writing",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -68,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info("%d frames with detections, image size %dx%d", len(frames), *image_size[::-1])
     tracker = PhalpTracker(TrackerConfig(detection_threshold=args.min_score))
     start = time.perf_counter()
-    rows = track_sequence(frames, tracker, image_size, max_predicted=args.max_predicted)
+    rows = track_sequence(
+        frames, tracker, image_size, max_predicted=args.max_predicted, offline=args.offline
+    )
     elapsed = time.perf_counter() - start
     write_results(args.out, rows)
     count = (max(frames) - min(frames) + 1) if frames else 0

@@ -1,7 +1,8 @@
 """The legacy answer of ``POST /pose/hybrid``, built from the main subject's body.
 
 Field names, types and meanings are those of ``LEGACY_API.md``; additive fields say which
-track was answered, whether it was detected or predicted, and list every tracked person.
+track was answered, whether it was detected or predicted and whether it was smoothed, and
+list every tracked person.
 
 JSON is built with numpy rounding and ``tolist()`` (no per-element Python work); the mesh
 vertices (20,670 numbers) stay a numpy array that orjson writes (the same shortest round-trip
@@ -109,6 +110,7 @@ def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> d
             "tracking_confidence": confidence,
             "track_id": body.track_id,
             "pose_source": "detected" if body.detected else "predicted",
+            "smoothed": body.smoothed,
         }
     )
     return answer
@@ -128,6 +130,7 @@ _NO_BODY: dict[str, Any] = {
     "tracking_confidence": 0.0,
     "track_id": None,
     "pose_source": None,
+    "smoothed": False,
 }
 
 
@@ -142,6 +145,7 @@ def _tracks(bodies: Sequence[Body]) -> list[dict[str, Any]]:
         {
             "track_id": body.track_id,
             "pose_source": "detected" if body.detected else "predicted",
+            "smoothed": body.smoothed,
             "box": box,
             "confidence": round(float(body.confidence), _CONF),
             "camera_translation": camera,

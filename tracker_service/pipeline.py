@@ -5,7 +5,8 @@ requests, so that Triton batches the crops of different sessions together); it m
 detector request and one HMR2 request with every crop of the frame. After the ordered
 tracking step, :meth:`FramePipeline.bodies` turns the tracker's outputs into bodies: a
 detected person's body is HMR2's; the bodies of predicted people come from one ``smpl``
-request on their extrapolated poses.
+request on their extrapolated poses, batched with the smoothed bodies of detected people
+(whose answered pose is no longer HMR2's own).
 """
 
 from __future__ import annotations
@@ -155,9 +156,9 @@ class FramePipeline:
     ) -> list[Body]:
         """Return the body of every tracked person, in the order of ``outputs``.
 
-        Detected people keep HMR2's body; predicted people (those with an extrapolated pose
-        and camera) get theirs from one ``smpl`` request. Predicted outputs without pose or
-        camera are left out.
+        Detected people keep HMR2's body unless smoothing changed it; predicted and
+        smoothed people (those with a pose and camera) get theirs from one ``smpl``
+        request. Predicted outputs without pose or camera are left out.
 
         Args:
             analysis: The frame's analysis.
@@ -165,40 +166,41 @@ class FramePipeline:
             watch: Receives the stage ``smpl`` when a request is made.
 
         """
-        predicted = [
+        remeshed = [
             (o, o.pose, o.camera) for o in outputs
-            if not o.detected and o.pose is not None and o.camera is not None
+            if (o.smoothed or not o.detected) and o.pose is not None and o.camera is not None
         ]  # fmt: skip
         meshes: dict[int, Body] = {}
-        if predicted:
+        if remeshed:
             with watch.stage("smpl"):
                 found = self._models.smpl(
-                    np.stack([pose.global_orient for _, pose, _ in predicted]),
-                    np.stack([pose.body_pose for _, pose, _ in predicted]),
-                    np.stack([pose.betas for _, pose, _ in predicted]),
+                    np.stack([pose.global_orient for _, pose, _ in remeshed]),
+                    np.stack([pose.body_pose for _, pose, _ in remeshed]),
+                    np.stack([pose.betas for _, pose, _ in remeshed]),
                 )
-            cameras = np.stack([camera for _, _, camera in predicted])
-            centers, sizes = crop_boxes(np.stack([o.box for o, _, _ in predicted]))
+            cameras = np.stack([camera for _, _, camera in remeshed])
+            centers, sizes = crop_boxes(np.stack([o.box for o, _, _ in remeshed]))
             crop_cameras = cam_full_to_crop(
                 cameras, centers, sizes, (analysis.width, analysis.height), analysis.focal
             )
-            for i, (o, _, camera) in enumerate(predicted):
+            for i, (o, _, camera) in enumerate(remeshed):
                 meshes[o.track_id] = Body(
                     track_id=o.track_id,
-                    detected=False,
+                    detected=o.detected,
                     box=o.box,
                     confidence=o.confidence,
                     camera=camera,
                     crop_camera=crop_cameras[i],
                     joints=found.joints[i],
                     vertices=found.vertices[i],
+                    smoothed=o.smoothed,
                 )
         bodies = []
         for o in outputs:
-            if o.detected and o.detection_index is not None:
-                bodies.append(analysis.body(o.detection_index, o.track_id))
-            elif o.track_id in meshes:
+            if o.track_id in meshes:
                 bodies.append(meshes[o.track_id])
+            elif o.detected and o.detection_index is not None:
+                bodies.append(analysis.body(o.detection_index, o.track_id))
         return bodies
 
 

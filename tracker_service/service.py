@@ -21,9 +21,10 @@ from tracker_service.metrics import ServiceMetrics, Stopwatch
 from tracker_service.pipeline import FrameAnalysis, FramePipeline
 from tracker_service.readiness import ReadinessCache
 from tracker_service.render import render
-from tracker_service.sessions import Clock, Session, SessionStore, TrackStep
+from tracker_service.sessions import Clock, Session, SessionStore, Tracker, TrackStep
 from tracker_service.settings import Settings
 from tracker_service.tracking import PhalpTracker, TrackerConfig
+from tracker_service.tracking.smoothing import LiveSmoother, SmoothedTracker, SmoothingConfig
 from tracker_service.values import Body
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,14 @@ class PoseService:
         self.metrics.watch_sessions(lambda: len(self.sessions), self.sessions.tracks_alive)
 
     def _new_session(self, session_id: str) -> Session:
+        phalp = PhalpTracker(self._tracker_config)
+        tracker: Tracker = phalp
+        if self.settings.smoothing:
+            smoothing = SmoothingConfig(strength=self.settings.smoothing_strength)
+            tracker = SmoothedTracker(phalp, LiveSmoother(smoothing))
         return Session(
             session_id,
-            PhalpTracker(self._tracker_config),
+            tracker,
             reorder_wait_s=self.settings.reorder_wait_s,
             new_video_idle_s=self.settings.new_video_idle_s,
             clock=self._clock,

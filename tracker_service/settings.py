@@ -48,7 +48,7 @@ def _at_most(limit: int) -> Check:
     return Check(lambda v: v <= limit, f"be at most {limit}")
 
 
-def _one_of(choices: tuple[str, ...]) -> Check:
+def _one_of(choices: tuple[object, ...]) -> Check:
     return Check(lambda v: v in choices, f"be one of {choices}")
 
 
@@ -106,6 +106,16 @@ class Settings:
         POSITIVE,
     )
     n_init: int = _setting(5, "detections a new track needs before it is confirmed", POSITIVE)
+    smoothing: int = _setting(
+        1,
+        "1: each track's body is smoothed live (One Euro filters on the joint rotations, "
+        "camera and box; one shape per track); 0: HMR2's raw per-frame bodies",
+        _one_of((0, 1)),
+    )
+    smoothing_strength: float = _setting(
+        1.0, "divides the live filters' cutoffs: 2 smooths harder (more lag in fast motion)",
+        POSITIVE,
+    )
     max_sessions: int = _setting(
         64, "sessions tracked at once; the longest idle one is evicted beyond this",
         POSITIVE,

@@ -24,6 +24,8 @@ class Body:
         crop_camera: (3,) weak-perspective crop camera s, tx, ty.
         joints: (24, 3) SMPL joints, body frame (metres).
         vertices: (6890, 3) mesh vertices, body frame (metres).
+        smoothed: True when a temporal filter changed the body from HMR2's or the
+            tracker's (the mesh is then the filtered pose's).
 
     """
 
@@ -35,3 +37,4 @@ class Body:
     crop_camera: np.ndarray
     joints: np.ndarray
     vertices: np.ndarray
+    smoothed: bool = False

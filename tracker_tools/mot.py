@@ -3,7 +3,7 @@
 Usage::
 
     python -m scripts.track_mot --det det.txt --out results.txt
-        [--min-score 0.8] [--image-size 640x480] [--max-predicted 1]
+        [--min-score 0.8] [--image-size 640x480] [--max-predicted 1] [--offline]
 
 ``det.txt`` rows are ``frame, -1, x, y, w, h, score, ...`` (frames from 1;
 scores are clipped to ``[0, 1]``); results are written as
@@ -20,6 +20,10 @@ its last detection (default 1). Measured on TUD-Campus / TUD-Stadtmitte
 and 0.721 / 0.734; 2 frames 0.751 / 0.657 and 0.719 / 0.728; every frame until
 deletion 0.679 / 0.404 and 0.649 / 0.532: a box extrapolated over one missed frame
 is usually still on the person, longer ones drift or follow someone who left.
+
+With ``--offline`` the whole run is refined by
+:func:`tracker_service.tracking.offline.refine_video` before it is written: tracks
+stitched, gaps between observations interpolated (always written), boxes smoothed.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker_service.tracking import Detection, PhalpTracker, TrackState
+from tracker_service.tracking import Detection, PhalpTracker, TrackOutput, TrackState
+from tracker_service.tracking.offline import refine_video
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +79,7 @@ def track_sequence(
     image_size: tuple[int, int],
     *,
     max_predicted: int = 1,
+    offline: bool = False,
 ) -> list[ResultRow]:
     """Run ``tracker`` over every frame from the first to the last with detections.
 
@@ -83,29 +89,35 @@ def track_sequence(
         image_size: ``(height, width)`` of the frames.
         max_predicted: Write a confirmed track's predicted box for at most this many
             frames after its last detection.
+        offline: Refine the whole run with :func:`refine_video` before writing it.
 
     Returns:
         Result rows in frame order.
 
     """
-    rows: list[ResultRow] = []
-    held: dict[int, list[ResultRow]] = {}
     first, last = (min(frames), max(frames)) if frames else (1, 0)
+    outputs: list[list[TrackOutput]] = []
     for frame in range(first, last + 1):
         detections = [
             Detection(box=r[:4], score=min(max(r[4], 0.0), 1.0))
             for r in frames.get(frame, np.zeros((0, 5)))
         ]
-        for out in tracker.update(detections, frame, image_size=image_size):
+        outputs.append(tracker.update(detections, frame, image_size=image_size))
+        if frame % 100 == 0:
+            logger.info("frame %d of %d", frame, last)
+    if offline:
+        outputs = refine_video(outputs)
+    rows: list[ResultRow] = []
+    held: dict[int, list[ResultRow]] = {}
+    for frame, frame_outputs in enumerate(outputs, start=first):
+        for out in frame_outputs:
             x1, y1, x2, y2 = out.box.tolist()
             row = (frame, out.track_id, x1, y1, x2 - x1, y2 - y1)
             if out.state is TrackState.TENTATIVE:
                 held.setdefault(out.track_id, []).append(row)
-            elif out.detected or out.frames_since_seen <= max_predicted:
+            elif out.detected or out.interpolated or out.frames_since_seen <= max_predicted:
                 rows.extend(held.pop(out.track_id, []))
                 rows.append(row)
-        if frame % 100 == 0:
-            logger.info("frame %d of %d", frame, last)
     return sorted(rows)
 
 

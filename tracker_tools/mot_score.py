@@ -48,10 +48,14 @@ def score(gt_path: Path, rows: Sequence[mot.ResultRow]) -> dict[str, float]:
     return summary.iloc[0].to_dict()
 
 
-def run(sequence: Path) -> tuple[dict[str, float], float]:
-    """Track one sequence box-only with the default settings; its scores and frames/s."""
+def run(sequence: Path, offline: bool = False) -> tuple[dict[str, float], float]:
+    """Track one sequence box-only with the default settings; its scores and frames/s.
+
+    With ``offline`` the run is refined as a whole (:func:`tracker_tools.mot.track_sequence`).
+    """
     frames = mot.read_detections(sequence / "det.txt")
     start = time.perf_counter()
-    rows = mot.track_sequence(frames, PhalpTracker(TrackerConfig()), TUD_IMAGE_SIZE)
+    tracker = PhalpTracker(TrackerConfig())
+    rows = mot.track_sequence(frames, tracker, TUD_IMAGE_SIZE, offline=offline)
     fps = len(frames) / (time.perf_counter() - start)
     return score(sequence / "gt.txt", rows), fps

@@ -226,10 +226,12 @@ def test_answer_has_every_legacy_field_with_its_type(
     # Additive fields.
     assert answer["session_id"] == "contract" and answer["tracked"] is True
     assert answer["track_id"] == 1 and answer["pose_source"] == "detected"
+    assert answer["smoothed"] is False  # a track's first frame: nothing to smooth yet
     assert answer["tracks"] and answer["tracks"][0]["track_id"] == 1
     for track in answer["tracks"]:
         assert set(track) == {
-            "track_id", "pose_source", "box", "confidence", "camera_translation", "joints_3d",
+            "track_id", "pose_source", "smoothed", "box", "confidence", "camera_translation",
+            "joints_3d",
         }
         assert len(track["box"]) == 4 and np.array(track["joints_3d"]).shape == (24, 3)
 
@@ -479,6 +481,7 @@ def test_runner_has_a_body_in_every_frame_with_one_identity(
     assert {a["track_id"] for a in answers} == {1}
     sources = [a["pose_source"] for a in answers]
     assert [n for n, s in enumerate(sources) if s == "predicted"] == MASKED
+    assert all(a["smoothed"] for a in answers[1:])  # live smoothing is on by default
     roots = np.array([[a["keypoints"][0]["x"], a["keypoints"][0]["y"]] for a in answers])
     steps = np.linalg.norm(np.diff(roots, axis=0), axis=1)  # steps[n - 1]: frame n - 1 to n
     hidden = set(MASKED)

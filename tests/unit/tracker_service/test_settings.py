@@ -65,6 +65,8 @@ def test_unknown_tracker_variable_is_warned_about(caplog):
         ({"TRACKER_LOG_LEVEL": "LOUD"}, "log_level must be one of"),
         ({"TRACKER_REORDER_WAIT_S": "-1"}, "reorder_wait_s must be >= 0"),
         ({"TRACKER_TRITON_URL": ""}, "triton_url must not be empty"),
+        ({"TRACKER_SMOOTHING": "2"}, r"smoothing must be one of \(0, 1\)"),
+        ({"TRACKER_SMOOTHING_STRENGTH": "0"}, "smoothing_strength must be positive"),
     ],
 )
 def test_from_env_rejects_bad_values_naming_them(environ, message):
