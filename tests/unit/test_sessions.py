@@ -18,6 +18,7 @@ class RecordingTracker:
 
     def __init__(self, fail_on: int | None = None) -> None:
         self.seen: list[int | str] = []
+        self.late: list[int] = []
         self.fail_on = fail_on
 
     def update(self, detections, frame_index, *, image_size=None):
@@ -25,6 +26,11 @@ class RecordingTracker:
         self.seen.append(frame_index)
         if frame_index == self.fail_on:
             raise RuntimeError("tracker failure")
+        return self.associate(detections, frame_index, late=False)
+
+    def associate(self, detections, frame_index, *, late=True):
+        if late:
+            self.late.append(frame_index)
         return [
             TrackOutput(
                 track_id=i + 1, state=TrackState.CONFIRMED, detected=True, box=d.box,
@@ -128,9 +134,10 @@ def test_frame_ahead_waits_then_skips_frames_that_never_arrive():
     step = post(session, 3)
     assert WAIT_S <= time.monotonic() - start < WAIT_S + 1.0
     assert step.tracked and step.skipped == 2 and tracker.seen == [0, 3]
-    late = post(session, 1)  # arrives after it was given up: answered without the tracker
+    late = post(session, 1)  # arrives after it was given up: associated, read-only
     assert not late.tracked and late.main_track_id == 1 and late.main_box is not None
-    assert tracker.seen == [0, 3]
+    assert [o.track_id for o in late.outputs] == [1]
+    assert tracker.seen == [0, 3] and tracker.late == [1]
     assert post(session, 4).tracked
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from tracker_service.tracking import cost as cost_lib
 from tracker_service.tracking import predict
-from tracker_service.tracking.matching import GATE, assign
+from tracker_service.tracking.matching import GATE, Assignment, assign
 from tracker_service.tracking.types import BodyPose, Detection, TrackOutput, TrackState
 
 logger = logging.getLogger(__name__)
@@ -278,7 +278,8 @@ def _extrapolate_bodies(
             for t in posed
         ]
     )
-    steps = np.minimum(frame_index - np.array([t.pose_frame for t in posed]), config.max_horizon)
+    # A frame before the last body (a late frame) gets the last body.
+    steps = np.clip(frame_index - np.array([t.pose_frame for t in posed]), 0, config.max_horizon)
     rotations[rows] = predict.extrapolate_rotations(
         previous,
         last,
@@ -368,22 +369,10 @@ class PhalpTracker:
                 invalid, or detections arrive before any image size was given.
 
         """
-        kept = [i for i, d in enumerate(detections) if d.score >= self.config.detection_threshold]
+        kept = self._kept(detections)
         frame_index = self._start_frame(frame_index, image_size, bool(kept))
         tracks = self._tracks
-        forecast = _forecast(tracks, frame_index, self.config) if tracks else None
-        if forecast is not None and kept:
-            costs = cost_lib.association_cost(
-                forecast.cues,
-                _detection_cues([detections[i] for i in kept]),
-                forecast.widths,
-                scale=self._scale,
-                betas=self.config.betas,
-                pose_cap=self.config.pose_distance_cap,
-            )
-        else:
-            costs = np.ones((len(tracks), len(kept)))
-        result = assign(costs, self.config.gate, log_domain=self.config.log_domain_assignment)
+        forecast, result = self._match(detections, kept, frame_index)
 
         outputs: list[TrackOutput] = []
         for row, col in result.matches:
@@ -414,6 +403,68 @@ class PhalpTracker:
             len(self._tracks),
         )
         return sorted(outputs, key=lambda o: o.track_id)
+
+    def associate(
+        self, detections: Sequence[Detection], frame_index: int
+    ) -> list[TrackOutput]:
+        """Match a late frame's detections to the tracks as they are; nothing changes.
+
+        For a frame whose turn has passed (it arrived after later frames were tracked):
+        the same cost and gate as :meth:`update`, with each track predicted at
+        ``frame_index`` (before its last observation too, at most ``max_horizon`` frames
+        back; a body earlier than the last one is the last one). No track is updated,
+        created or deleted.
+
+        Args:
+            detections: The late frame's detections.
+            frame_index: The late frame's index (any value).
+
+        Returns:
+            By track id: a detected output for each matched track (tentative or
+            confirmed), and a predicted output for each confirmed track left unmatched
+            (``frames_since_seen`` then counts frames from its last observation, either
+            way). Empty before any frame was tracked; unmatched detections get nothing.
+
+        """
+        if not self._tracks:
+            return []
+        frame_index = int(frame_index)
+        kept = self._kept(detections)
+        forecast, result = self._match(detections, kept, frame_index)
+        outputs = [
+            self._detected(self._tracks[row], detections[kept[col]], kept[col], frame_index)
+            for row, col in result.matches
+        ]
+        outputs += [
+            self._predicted(self._tracks[row], forecast, row, frame_index)
+            for row in result.unmatched_tracks
+            if self._tracks[row].state is TrackState.CONFIRMED
+        ]
+        return sorted(outputs, key=lambda o: o.track_id)
+
+    def _kept(self, detections: Sequence[Detection]) -> list[int]:
+        """Indices of the detections scoring at least ``detection_threshold``."""
+        return [i for i, d in enumerate(detections) if d.score >= self.config.detection_threshold]
+
+    def _match(
+        self, detections: Sequence[Detection], kept: list[int], frame_index: int
+    ) -> tuple[_Forecast | None, Assignment]:
+        """Predict every track at ``frame_index`` and match the ``kept`` detections."""
+        tracks = self._tracks
+        forecast = _forecast(tracks, frame_index, self.config) if tracks else None
+        if forecast is not None and kept:
+            costs = cost_lib.association_cost(
+                forecast.cues,
+                _detection_cues([detections[i] for i in kept]),
+                forecast.widths,
+                scale=self._scale,
+                betas=self.config.betas,
+                pose_cap=self.config.pose_distance_cap,
+            )
+        else:
+            costs = np.ones((len(tracks), len(kept)))
+        log_domain = self.config.log_domain_assignment
+        return forecast, assign(costs, self.config.gate, log_domain=log_domain)
 
     def _start_frame(
         self, frame_index: int, image_size: tuple[int, int] | None, needs_scale: bool
@@ -449,7 +500,7 @@ class PhalpTracker:
             root_2d=root,
             detection_index=index,
             hits=track.hits,
-            age=frame_index - track.first_frame + 1,
+            age=max(frame_index - track.first_frame + 1, 1),
             frames_since_seen=0,
         )
 
@@ -462,7 +513,7 @@ class PhalpTracker:
         pose = None
         if track.pose is not None:
             pose = BodyPose.from_rotations(forecast.rotations[row], forecast.betas[row])
-        missed = frame_index - track.last_frame
+        missed = abs(frame_index - track.last_frame)  # a late frame may lie before it
         return TrackOutput(
             track_id=track.track_id,
             state=track.state,
@@ -474,6 +525,6 @@ class PhalpTracker:
             root_2d=row_values[_POINT].copy(),
             detection_index=None,
             hits=track.hits,
-            age=frame_index - track.first_frame + 1,
+            age=max(frame_index - track.first_frame + 1, 1),
             frames_since_seen=missed,
         )
