@@ -191,6 +191,20 @@ class TritonModels:
         kinds = {group.get("kind", "KIND_AUTO") for group in config.get("instance_group", [])}
         return "cuda" if "KIND_GPU" in kinds else "cpu" if kinds == {"KIND_CPU"} else "unknown"
 
+    def reload(self, name: str) -> None:
+        """Ask Triton to (re)load a model from its repository (explicit model control).
+
+        Triton serves the model's current version until the new one is loaded.
+
+        Raises:
+            ModelsUnavailable, InferenceFailed, InferenceTimeout: Triton refused or failed.
+
+        """
+        try:
+            self._client.load_model(name, **self._timeout(self.timeout_s))
+        except (InferenceServerException, OSError) as exc:
+            raise _translate(name, exc, self.timeout_s) from exc
+
     def detect(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the person detector.
 

@@ -1,7 +1,8 @@
 """One frame end to end: decode, analyse, track in order, build the legacy answer.
 
 ``PoseService`` is the application's one object (``app.extensions["tracker"]``): it owns
-the Triton client, the session store, the readiness cache and the metrics.
+the Triton client, the session store, the readiness cache, the model reloader and the
+metrics.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracker_service.admin import Reloader
 from tracker_service.decode import decode_frame
 from tracker_service.errors import ModelsUnavailable
 from tracker_service.geometry import box_iou
@@ -69,6 +71,7 @@ class PoseService:
         self.models = models
         self.metrics = ServiceMetrics()
         self.readiness = ReadinessCache(models, ttl_s=settings.health_cache_s, clock=clock)
+        self.reloader = Reloader(models, on_reloaded=self.readiness.invalidate, clock=clock)
         self._faces = faces
         self._encoder = AnswerEncoder(faces)
         self._pipeline = FramePipeline(

@@ -80,6 +80,16 @@ class Settings:
         "frames (frames never received are then skipped)",
     )
     health_cache_s: float = _setting(2.0, "how long a Triton readiness check is reused")
+    warmup_timeout_s: float = _setting(
+        100.0,
+        "`GET /warmup`: longest wait for Triton and the models to be ready (the backend's "
+        "proxy waits 120 s)",
+    )
+    reload_wait_s: float = _setting(
+        8.0,
+        "`POST /reload`: how long the answer waits for the reload; beyond, 202 and its "
+        "progress in `/health` (the backend's proxy waits 10 s)",
+    )
     max_body_bytes: int = _setting(64 * 2**20, "largest request body, in bytes (413 beyond)")
     max_image_pixels: int = _setting(
         40_000_000, "largest decoded image, width times height (413 beyond)"
@@ -107,7 +117,10 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        non_negative = ("shutdown_grace_s", "reorder_wait_s", "health_cache_s")
+        non_negative = (
+            "shutdown_grace_s", "reorder_wait_s", "health_cache_s", "warmup_timeout_s",
+            "reload_wait_s",
+        )
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
