@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -22,7 +23,10 @@ def settings(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    return Settings(triton_url=f"127.0.0.1:{port}", smpl_faces=str(faces), max_body_bytes=1000)
+    return Settings(
+        triton_url=f"127.0.0.1:{port}", smpl_faces=str(faces), max_body_bytes=1000,
+        warmup_timeout_s=0.6, reload_wait_s=5.0,
+    )
 
 
 @pytest.fixture
@@ -57,6 +61,28 @@ def test_health_says_warming_up_while_triton_is_unreachable(client):
     assert body["status"] == "warming_up" and body["ready"] is False
     assert body["models"] == {"hmr2": "not_loaded", "vitdet": "not_loaded", "phalp": "not_loaded"}
     assert "unreachable" in body["error"] and body["device"] == "unknown"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_warmup_waits_bounded_then_says_why_in_words(client, method):
+    start = time.monotonic()
+    answer = client.open("/warmup", method=method)
+    assert 0.6 <= time.monotonic() - start < 5.0
+    body = answer.get_json()
+    assert answer.status_code == 503 and body["status"] == "warming_up"
+    assert "unreachable" in body["message"] and "after 0.6 s" in body["error"]
+    assert body["models"] == {"hmr2": "not_loaded", "vitdet": "not_loaded", "phalp": "not_loaded"}
+    assert set(body["steps_ms"]) == {"wait"} and body["steps_ms"]["wait"] >= 600
+
+
+def test_reload_failure_is_503_in_words_and_reported_by_health(client):
+    answer = client.post("/reload")
+    body = answer.get_json()
+    assert answer.status_code == 503 and body["status"] == "error"
+    assert "reload failed" in body["error"] and "person_detector" in body["error"]
+    assert body["reload"]["state"] == "failed" and body["reload"]["reloaded_ms"] == {}
+    assert client.get("/health").get_json()["reload"]["state"] == "failed"
+    assert client.get("/reload").status_code == 405
 
 
 @pytest.mark.parametrize(
