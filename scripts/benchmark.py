@@ -5,7 +5,9 @@ tracker service as ``python -m tracker_service`` in its own process) and measure
 video (``../shared/media/runner.mp4``: one runner, ``vtest.avi``: pedestrians; a generated
 clip when they are absent):
 
-- per-frame latency (p50, p95, p99) seen by the client, one session, frames in order;
+- per-frame latency (p50, p95, p99) seen by the client, one session, frames in order
+  (``--videos runner.mp4:backend``: the frames as the backend sends them, 640x360 PNG, whose
+  decoding is the ``decode`` stage);
 - the time of each stage per frame, from the service's ``tracker_stage_seconds`` histograms
   (deltas of their sums), and the service's own work: every stage but the Triton calls;
 - frames per second with 1, 4 and 8 concurrent sessions (each its own ``session_id``, frames
@@ -57,6 +59,8 @@ from tracker_service.model_spec import HMR2, PERSON_DETECTOR
 REPO = Path("model_repository")
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 VIDEOS = ("runner.mp4", "vtest.avi")
+#: A video name with this suffix stands for the backend's frames: 640x360 PNG.
+BACKEND_SUFFIX, BACKEND_SIZE = ":backend", (640, 360)
 #: Stages spent waiting on Triton or on other frames: not the service's own work.
 NOT_OWN_WORK = ("detect", "hmr2", "smpl", "wait")
 #: Stages of building and serialising the answer.
@@ -82,17 +86,25 @@ def machine() -> str:
 
 
 def load_video(name: str, count: int) -> tuple[str, list[str]]:
-    """The first ``count`` frames of a shared video as base64 JPEG, at their own size.
+    """The first ``count`` frames of a shared video as base64 JPEG at their own size, or PNG.
 
-    Returns the video's label (with its resolution) and the frames.
+    A name ending in ``:backend`` (``runner.mp4:backend``) gives the frames the backend sends:
+    scaled to 640x360 (its ffmpeg ``scale=640:360``) and written as PNG.
+
+    Returns the video's label (with its resolution and format) and the frames.
     """
+    backend = name.endswith(BACKEND_SUFFIX)
+    name = name.removesuffix(BACKEND_SUFFIX)
     path = SHARED_MEDIA / name
     frames = read_frames(path, count)
     if not frames:
         name, frames = f"generated clip (no {path})", walking_clip(count)
+    if backend:
+        frames = [cv2.resize(f, BACKEND_SIZE, interpolation=cv2.INTER_AREA) for f in frames]
     height, width = frames[0].shape[:2]
-    encoded = [base64.b64encode(cv2.imencode(".jpg", f)[1].tobytes()).decode() for f in frames]
-    return f"{name} {width}x{height}", encoded
+    ext = ".png" if backend else ".jpg"
+    encoded = [base64.b64encode(cv2.imencode(ext, f)[1].tobytes()).decode() for f in frames]
+    return f"{name} {width}x{height} {ext[1:].upper()}", encoded
 
 
 def post(url: str, image: str, number: int, session: str) -> tuple[float, bytes]:
@@ -161,7 +173,8 @@ def peak_rss_mb(pid: int) -> float:
 
 def latency_run(url: str, label: str, frames: Sequence[str]) -> dict[str, Any]:
     """One session, frames in order: latency, stage times, answer size, people answered."""
-    session = "latency-" + label.split()[0].replace(".", "-")
+    words = label.split()
+    session = f"latency-{words[0]}-{words[-1]}".replace(".", "-")
     before = scrape(f"{url}/metrics")
     latencies, sizes, people, has_body = [], [], [], []
     for number, image in enumerate(frames):
@@ -308,7 +321,8 @@ def markdown(results: Sequence[dict[str, Any]], command: str, host: str) -> str:
         "",
         "The service (`python -m tracker_service`, its own process) and the local Triton "
         "(Python backend, ONNX Runtime on the CPU) run on this machine; frames are JPEG at "
-        "the video's own size, posted over HTTP. Stage times come from the service's "
+        "the video's own size, or PNG at 640x360 as the backend sends them, posted over "
+        "HTTP. Stage times come from the service's "
         "`tracker_stage_seconds` histograms (per frame: sum over frames / frames); the own "
         "work is every stage but `detect`, `hmr2`, `smpl` (Triton calls) and `wait` (frames "
         "held for order); `mean − Triton` (mean latency less the mean Triton time) adds "
@@ -388,7 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--frames", type=int, default=20, help="frames per video (latency)")
     parser.add_argument(
-        "--videos", nargs="+", default=list(VIDEOS), help="videos under ../shared/media (latency)"
+        "--videos",
+        nargs="+",
+        default=list(VIDEOS),
+        help=f"videos under ../shared/media (latency); NAME{BACKEND_SUFFIX}: the backend's "
+        "640x360 PNG frames of NAME",
     )
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument(
