@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 import pytest
 
-from scripts.media import paint_out_people
+from scripts.frame_order import MASKED as RUNNER_MASKED
+from scripts.frame_order import backend_clip, name_order
 from scripts.triton_server import LocalTritonServer
 from tests.conftest import shared_path
 from tracker_service.app import create_app
 from tracker_service.geometry import focal_length, project
-from tracker_service.inference import TritonModels
 from tracker_service.model_spec import SMPL, SMPL_FACES_FILE
 from tracker_service.server import Server
 from tracker_service.settings import Settings
@@ -107,10 +107,7 @@ def encode(frame: np.ndarray, ext: str = ".jpg") -> str:
     return base64.b64encode(data.tobytes()).decode()
 
 
-def read_frames(
-    name: str, count: int, width: int, start: int = 0, height: int | None = None
-) -> list[np.ndarray]:
-    """``count`` frames from ``start``, resized to ``width`` (and ``height``, else the aspect)."""
+def read_frames(name: str, count: int, width: int, start: int = 0) -> list[np.ndarray]:
     capture = cv2.VideoCapture(str(shared_path("media", name)))
     frames = []
     index = 0
@@ -118,8 +115,8 @@ def read_frames(
         ok, frame = capture.read()
         assert ok, f"{name} has fewer than {start + count} frames"
         if index >= start:
-            size = (width, height or round(frame.shape[0] * width / frame.shape[1]))
-            frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+            height = round(frame.shape[0] * width / frame.shape[1])
+            frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
         index += 1
     capture.release()
     return frames
@@ -542,7 +539,7 @@ def test_late_frames_keep_their_track_and_frame_zero_starts_a_new_video(
         late = post(3)  # given up on: associated read-only with the tracks as they are
         assert late["tracked"] is False and late["has_3d"] is True and late["track_id"] == 1
         assert late["pose_source"] == "detected" and late["error"] is None
-        assert [t["track_id"] for t in late["tracks"]] == [1]
+        assert late["tracks"][0]["track_id"] == 1  # and the other people's tracks
         repeated = post(2)  # a lower number alone is no new video: held, then answered late
         assert repeated["tracked"] is False and repeated["processing_time_ms"] >= 1000 * wait_s
         assert post(6)["tracked"] is True and _new_videos(live) == 0
@@ -558,23 +555,17 @@ def test_late_frames_keep_their_track_and_frame_zero_starts_a_new_video(
 # --------------------------------------------------------------------------- the backend's runs
 
 
-#: Frames of runner.mp4 in which the runner is painted out: 50 of 140, 5 bursts of 10.
-MASKED = [n for start in (12, 37, 62, 87, 112) for n in range(start, start + 10)]
 #: The backend's numbering: it sorts frame-1.png … frame-140.png by name; frame number n
 #: shows picture NAME_ORDER[n] (0-based).
-NAME_ORDER = [int(name[6:-4]) - 1 for name in sorted(f"frame-{i}.png" for i in range(1, 141))]
+NAME_ORDER = name_order(140)
+MASKED = list(RUNNER_MASKED)
 
 
 @pytest.fixture(scope="module")
 def runner_png(triton_server: LocalTritonServer) -> list[str]:
     """runner.mp4 as the backend sends it (640x360 PNG), the runner painted out in MASKED."""
-    frames = read_frames("runner.mp4", 140, 640, height=360)
-    models = TritonModels(triton_server.grpc_url, timeout_s=TIMEOUT_S)
-    try:
-        paint_out_people(frames, MASKED, models.detect)
-    finally:
-        models.close()
-    return [encode(frame, ".png") for frame in frames]
+    shared_path("media", "runner.mp4")
+    return backend_clip(triton_server.grpc_url)
 
 
 def post_frame(service: LiveService, image: str, number: int, session: str) -> dict:
