@@ -194,6 +194,21 @@ def test_a_lower_number_alone_is_no_new_video():
     assert post(session, 6).tracked and tracker.seen == [0, 1, 2, 3, 4, 5, 6]
 
 
+def test_a_late_frame_of_an_ended_video_is_not_associated_with_the_new_ones_tracks():
+    tracker = RecordingTracker()
+    session = make_session(tracker, wait_s=5.0)
+    for n in range(4):
+        post(session, n)
+    ticket = session.begin(2)  # a repeated number, held in case a new video starts
+    post(session, 0)  # it does: frame 0 after later frames
+    late = session.track(ticket, DETECTIONS, IMAGE_SIZE)
+    assert late.tracked and tracker.seen == [0, 1, 2, 3, "reset", 0, 2]  # it joined the new one
+    stale = session.begin(9)
+    post(session, 0)  # another new video while frame 9 of the last one is in flight
+    old = session.track(stale, DETECTIONS, IMAGE_SIZE)
+    assert not old.tracked and old.outputs == [] and 9 not in tracker.late
+
+
 def test_frame_zero_after_later_frames_starts_a_new_video():
     tracker = RecordingTracker()
     videos = []
