@@ -375,3 +375,15 @@ def test_association_before_any_track_is_empty():
     tracker.update([Detection(box=box_at(300), score=0.9)], 6, image_size=SIZE)
     (out,) = tracker.associate([Detection(box=box_at(302), score=0.9)], 5)
     assert out.track_id == 1 and out.detected and out.age == 1 and out.hits == 1
+
+
+def test_a_late_frame_of_a_track_that_has_ended_keeps_its_identity():
+    tracker = PhalpTracker()
+    tracker.update([Detection(box=box_at(300), score=0.9)], 0, image_size=SIZE)
+    tracker.update([Detection(box=box_at(304), score=0.9)], 1)
+    assert tracker.update([], 40) == []  # tentative, missed after a gap: deleted
+    (late,) = tracker.associate([Detection(box=box_at(308), score=0.9)], 2)
+    assert late.track_id == 1 and late.detected and late.state is TrackState.DELETED
+    assert tracker.associate([], 2) == []  # an ended track is never predicted
+    (new,) = tracker.update([Detection(box=box_at(600), score=0.9)], 41)
+    assert new.track_id == 2

@@ -36,6 +36,9 @@ from tracker_service.tracking.types import BodyPose, Detection, TrackOutput, Tra
 
 logger = logging.getLogger(__name__)
 
+#: Deleted tracks remembered for the association of late frames.
+_MAX_ENDED = 16
+
 # Columns of a track's history rows (see _features).
 _POINT = slice(0, 2)  # location point: the root, else the box centre
 _LOG_TZ = 2  # log camera depth
@@ -338,6 +341,7 @@ class PhalpTracker:
     def reset(self) -> None:
         """Forget every track, restart ids at 1 and accept any frame index next."""
         self._tracks: list[_Track] = []
+        self._ended: list[_Track] = []  # the latest deleted tracks, for late frames only
         self._next_id = 1
         self._last_frame: int | None = None
         self._scale: float | None = None
@@ -372,7 +376,7 @@ class PhalpTracker:
         kept = self._kept(detections)
         frame_index = self._start_frame(frame_index, image_size, bool(kept))
         tracks = self._tracks
-        forecast, result = self._match(detections, kept, frame_index)
+        forecast, result = self._match(tracks, detections, kept, frame_index)
 
         outputs: list[TrackOutput] = []
         for row, col in result.matches:
@@ -395,6 +399,8 @@ class PhalpTracker:
             tracks.append(track)
             outputs.append(self._detected(track, detections[index], index, frame_index))
         self._tracks = [t for t in tracks if t.state is not TrackState.DELETED]
+        ended = [t for t in tracks if t.state is TrackState.DELETED]
+        self._ended = (self._ended + ended)[-_MAX_ENDED:]
         logger.debug(
             "frame %d: %d detections, %d matched, %d tracks",
             frame_index,
@@ -412,33 +418,37 @@ class PhalpTracker:
         For a frame whose turn has passed (it arrived after later frames were tracked):
         the same cost and gate as :meth:`update`, with each track predicted at
         ``frame_index`` (before its last observation too, at most ``max_horizon`` frames
-        back; a body earlier than the last one is the last one). No track is updated,
-        created or deleted.
+        back; a body earlier than the last one is the last one). The tracks deleted most
+        recently take part too: a late frame may belong to a track that has ended since
+        (a tentative one lost in a gap of skipped frames). No track is updated, created or
+        deleted.
 
         Args:
             detections: The late frame's detections.
             frame_index: The late frame's index (any value).
 
         Returns:
-            By track id: a detected output for each matched track (tentative or
-            confirmed), and a predicted output for each confirmed track left unmatched
-            (``frames_since_seen`` then counts frames from its last observation, either
-            way). Empty before any frame was tracked; unmatched detections get nothing.
+            By track id: a detected output for each matched track (its state: tentative,
+            confirmed, or deleted for an ended one), and a predicted output for each live
+            confirmed track left unmatched (``frames_since_seen`` then counts frames from
+            its last observation, either way). Empty before any frame was tracked;
+            unmatched detections get nothing.
 
         """
-        if not self._tracks:
+        tracks = self._tracks + self._ended
+        if not tracks:
             return []
         frame_index = int(frame_index)
         kept = self._kept(detections)
-        forecast, result = self._match(detections, kept, frame_index)
+        forecast, result = self._match(tracks, detections, kept, frame_index)
         outputs = [
-            self._detected(self._tracks[row], detections[kept[col]], kept[col], frame_index)
+            self._detected(tracks[row], detections[kept[col]], kept[col], frame_index)
             for row, col in result.matches
         ]
         outputs += [
-            self._predicted(self._tracks[row], forecast, row, frame_index)
+            self._predicted(tracks[row], forecast, row, frame_index)
             for row in result.unmatched_tracks
-            if self._tracks[row].state is TrackState.CONFIRMED
+            if tracks[row].state is TrackState.CONFIRMED  # live: ended ones are DELETED
         ]
         return sorted(outputs, key=lambda o: o.track_id)
 
@@ -447,10 +457,13 @@ class PhalpTracker:
         return [i for i, d in enumerate(detections) if d.score >= self.config.detection_threshold]
 
     def _match(
-        self, detections: Sequence[Detection], kept: list[int], frame_index: int
+        self,
+        tracks: Sequence[_Track],
+        detections: Sequence[Detection],
+        kept: list[int],
+        frame_index: int,
     ) -> tuple[_Forecast | None, Assignment]:
-        """Predict every track at ``frame_index`` and match the ``kept`` detections."""
-        tracks = self._tracks
+        """Predict ``tracks`` at ``frame_index`` and match the ``kept`` detections to them."""
         forecast = _forecast(tracks, frame_index, self.config) if tracks else None
         if forecast is not None and kept:
             costs = cost_lib.association_cost(
