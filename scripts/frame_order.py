@@ -5,8 +5,9 @@ frame-100, frame-101 …), so frame number n is not the n-th picture. This posts
 ``../shared/media/runner.mp4`` (the first 140 frames, 640x360 PNG as the backend sends them,
 the runner painted out in 5 bursts of 10 frames) to the real service on a real local Triton,
 one frame at a time as the backend does, once numbered in natural order and once in name
-order, and counts per order: bodies answered, identities, predicted answers, and how the
-pictures with and without the runner were answered. Prints Markdown and writes it to
+order, and counts per order: bodies answered, identities, predicted answers, how the
+pictures with and without the runner were answered, and how far the answered pelvis moves
+from one frame number to the next. Prints Markdown and writes it to
 ``docs/frame_order.md``.
 
 Example:
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from scripts.benchmark import BACKEND_SIZE, SHARED_MEDIA, machine, post
 from scripts.media import paint_out_people, read_frames
@@ -71,6 +73,8 @@ def run_order(url: str, clip: Sequence[str], pictures: Sequence[int], session: s
         for number, picture in enumerate(pictures)
     ]
     masked = set(MASKED)
+    pelvis = np.array([[a["keypoints"][0]["x"], a["keypoints"][0]["y"]] for a in answers
+                       if a["has_3d"]])  # fmt: skip
     visible = [a for p, a in zip(pictures, answers, strict=True) if p not in masked]
     hidden = [a for p, a in zip(pictures, answers, strict=True) if p in masked]
     return {
@@ -80,6 +84,7 @@ def run_order(url: str, clip: Sequence[str], pictures: Sequence[int], session: s
         "visible_detected": sum(a["pose_source"] == "detected" for a in visible),
         "visible_predicted": sum(a["pose_source"] == "predicted" for a in visible),
         "masked_with_body": sum(a["has_3d"] for a in hidden),
+        "pelvis_step_px": float(np.mean(np.linalg.norm(np.diff(pelvis, axis=0), axis=1))),
         "errors": sum(a["error"] is not None for a in answers),
     }
 
@@ -91,7 +96,7 @@ def markdown(results: dict[str, dict], command: str, host: str, hmr2: str) -> st
         f"| {order} | {r['bodies']}/{FRAMES} | {len(r['identities'])} "
         f"({', '.join(map(str, r['identities']))}) | {r['predicted']} "
         f"| {r['visible_detected']}/{visible} | {r['visible_predicted']}/{visible} "
-        f"| {r['masked_with_body']}/{len(MASKED)} | {r['errors']} |"
+        f"| {r['masked_with_body']}/{len(MASKED)} | {r['pelvis_step_px']:.1f} | {r['errors']} |"
         for order, r in results.items()
     ]
     return "\n".join(
@@ -104,11 +109,14 @@ def markdown(results: dict[str, dict], command: str, host: str, hmr2: str) -> st
             f"runner.mp4, first {FRAMES} frames, 640x360 PNG, the runner painted out in "
             f"{len(MASKED)} pictures (5 bursts of 10); one frame at a time, each after the "
             "previous answer. Name order: frame number n shows the n-th of frame-1.png … "
-            f"frame-{FRAMES}.png sorted by name.",
+            f"frame-{FRAMES}.png sorted by name. Pelvis step: the mean distance, in pixels, "
+            "between the answered pelvis of consecutive frame numbers (how far the body the "
+            "backend receives jumps from one frame to the next).",
             "",
             "| order | bodies | identities | predicted answers | runner visible: detected "
-            "| runner visible: predicted | runner hidden: with a body | errors |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| runner visible: predicted | runner hidden: with a body "
+            "| pelvis step, px | errors |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             *rows,
         ]
     ) + "\n"
