@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Timeout of the readiness calls (health checks must answer within the backend's 5 s).
 READY_TIMEOUT_S = 2.0
+#: Timeout of a model (re)load over gRPC: loading ViT-H and building its engines can take minutes.
+RELOAD_TIMEOUT_S = 600.0
 _CLIENTS: dict[str, ModuleType] = {"grpc": grpcclient, "http": httpclient}
 
 
@@ -200,10 +202,11 @@ class TritonModels:
             ModelsUnavailable, InferenceFailed, InferenceTimeout: Triton refused or failed.
 
         """
+        timeout_s = max(self.timeout_s, RELOAD_TIMEOUT_S)
         try:
-            self._client.load_model(name, **self._timeout(self.timeout_s))
+            self._client.load_model(name, **self._timeout(timeout_s))
         except (InferenceServerException, OSError) as exc:
-            raise _translate(name, exc, self.timeout_s) from exc
+            raise _translate(name, exc, timeout_s) from exc
 
     def detect(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the person detector.
