@@ -5,7 +5,9 @@ tracker service as ``python -m tracker_service`` in its own process) and measure
 video (``../shared/media/runner.mp4``: one runner, ``vtest.avi``: pedestrians; a generated
 clip when they are absent):
 
-- per-frame latency (p50, p95, p99) seen by the client, one session, frames in order;
+- per-frame latency (p50, p95, p99) seen by the client, one session, frames in order
+  (``--videos runner.mp4:backend``: the frames as the backend sends them, 640x360 PNG, whose
+  decoding is the ``decode`` stage);
 - the time of each stage per frame, from the service's ``tracker_stage_seconds`` histograms
   (deltas of their sums), and the service's own work: every stage but the Triton calls;
 - frames per second with 1, 4 and 8 concurrent sessions (each its own ``session_id``, frames
@@ -42,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from tracker_service.model_spec import HMR2, PERSON_DETECTOR
+from tracker_tools.backend import backend_frames
 from tracker_tools.client import MetricKey, ServiceClient, metrics_at
 from tracker_tools.machine import cpu_times, machine, peak_rss_mb
 from tracker_tools.media import SHARED_MEDIA, encode_base64, read_frames, walking_clip
@@ -51,6 +54,8 @@ from tracker_tools.triton_server import free_ports
 
 REPO = MODEL_REPOSITORY
 VIDEOS = ("runner.mp4", "vtest.avi")
+#: A video name with this suffix stands for the backend's frames: 640x360 PNG.
+BACKEND_SUFFIX = ":backend"
 #: Stages spent waiting on Triton or on other frames: not the service's own work.
 NOT_OWN_WORK = ("detect", "hmr2", "smpl", "wait")
 #: Stages of building and serialising the answer.
@@ -59,17 +64,25 @@ TIMEOUT_S = 900.0
 
 
 def load_video(name: str, count: int) -> tuple[str, list[str]]:
-    """The first ``count`` frames of a shared video as base64 JPEG, at their own size.
+    """The first ``count`` frames of a shared video as base64 JPEG at their own size, or PNG.
 
-    Returns the video's label (with its resolution) and the frames.
+    A name ending in ``:backend`` (``runner.mp4:backend``) gives the frames the backend sends:
+    scaled to 640x360 (its ffmpeg ``scale=640:360``) and written as PNG.
+
+    Returns the video's label (with its resolution and format) and the frames.
     """
+    backend = name.endswith(BACKEND_SUFFIX)
+    name = name.removesuffix(BACKEND_SUFFIX)
     path = SHARED_MEDIA / name
     frames = read_frames(path, count)
     if not frames:
         name, frames = f"generated clip (no {path})", walking_clip(count)
+    if backend:
+        frames = backend_frames(frames)
     height, width = frames[0].shape[:2]
-    encoded = [encode_base64(f) for f in frames]
-    return f"{name} {width}x{height}", encoded
+    ext = ".png" if backend else ".jpg"
+    encoded = [encode_base64(f, ext) for f in frames]
+    return f"{name} {width}x{height} {ext[1:].upper()}", encoded
 
 
 def stage_ms(
@@ -102,7 +115,8 @@ def triton_batches(
 
 def latency_run(client: ServiceClient, label: str, frames: Sequence[str]) -> dict[str, Any]:
     """One session, frames in order: latency, stage times, answer size, people answered."""
-    session = "latency-" + label.split()[0].replace(".", "-")
+    words = label.split()
+    session = f"latency-{words[0]}-{words[-1]}".replace(".", "-")
     before = client.metrics()
     latencies, sizes, people, has_body = [], [], [], []
     for number, image in enumerate(frames):
@@ -252,7 +266,8 @@ def markdown(results: Sequence[dict[str, Any]], command: str, host: str) -> str:
         "",
         "The service (`python -m tracker_service`, its own process) and the local Triton "
         "(Python backend, ONNX Runtime on the CPU) run on this machine; frames are JPEG at "
-        "the video's own size, posted over HTTP. Stage times come from the service's "
+        "the video's own size, or PNG at 640x360 as the backend sends them, posted over "
+        "HTTP. Stage times come from the service's "
         "`tracker_stage_seconds` histograms (per frame: sum over frames / frames); the own "
         "work is every stage but `detect`, `hmr2`, `smpl` (Triton calls) and `wait` (frames "
         "held for order); `mean − Triton` (mean latency less the mean Triton time) adds "
@@ -332,7 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--frames", type=int, default=20, help="frames per video (latency)")
     parser.add_argument(
-        "--videos", nargs="+", default=list(VIDEOS), help="videos under ../shared/media (latency)"
+        "--videos",
+        nargs="+",
+        default=list(VIDEOS),
+        help=f"videos under ../shared/media (latency); NAME{BACKEND_SUFFIX}: the backend's "
+        "640x360 PNG frames of NAME",
     )
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument(

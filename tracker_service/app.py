@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tracker_service.api import errors, health, metrics, pose
+from tracker_service.api import admin, errors, health, metrics, pose
 from tracker_service.inference import ModelNames, TritonModels
 from tracker_service.legacy import load_faces
 from tracker_service.service import PoseService
@@ -49,6 +49,6 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
     app.extensions["tracker"] = PoseService(settings, models, faces)
     errors.register_error_handlers(app)
     metrics.init_app(app)
-    for blueprint in (pose.bp, health.bp, metrics.bp):
+    for blueprint in (pose.bp, health.bp, metrics.bp, admin.bp):
         app.register_blueprint(blueprint)
     return app

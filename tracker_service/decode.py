@@ -21,12 +21,12 @@ _JPEG_SIGNATURE = b"\xff\xd8"
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def decode_frame(image_base64: str, max_pixels: int) -> np.ndarray:
+def decode_frame(image: str | bytes, max_pixels: int) -> np.ndarray:
     """Decode the request's image.
 
     Args:
-        image_base64: Base64 of a JPEG or PNG file, optionally with a ``data:...;base64,``
-            prefix.
+        image: Base64 of a JPEG or PNG file, optionally with a ``data:...;base64,`` prefix
+            (the JSON field ``image_base64``), or the file's bytes (a multipart upload).
         max_pixels: Largest accepted width times height.
 
     Returns:
@@ -37,17 +37,11 @@ def decode_frame(image_base64: str, max_pixels: int) -> np.ndarray:
         PayloadTooLarge: The image has more than ``max_pixels`` pixels.
 
     """
-    if image_base64.startswith("data:"):
-        _, _, image_base64 = image_base64.partition(",")
-    try:
-        data = base64.b64decode(image_base64, validate=False)
-    except (binascii.Error, ValueError) as error:
-        raise BadRequest(f"image_base64 is not valid base64: {error}") from error
-    if not data:
-        raise BadRequest("image_base64 is empty")
+    name = "the uploaded frame" if isinstance(image, bytes) else "image_base64"
+    data = image if isinstance(image, bytes) else _from_base64(image)
     size = image_size(data)
     if size is None:
-        raise BadRequest("image_base64 is not a JPEG or PNG image")
+        raise BadRequest(f"{name} is not a JPEG or PNG image")
     width, height = size
     if width * height > max_pixels:
         raise PayloadTooLarge(
@@ -55,8 +49,20 @@ def decode_frame(image_base64: str, max_pixels: int) -> np.ndarray:
         )
     frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if frame is None or frame.size == 0:
-        raise BadRequest("image_base64 does not decode: the JPEG or PNG file is damaged")
+        raise BadRequest(f"{name} does not decode: the JPEG or PNG file is damaged")
     return frame
+
+
+def _from_base64(text: str) -> bytes:
+    if text.startswith("data:"):
+        _, _, text = text.partition(",")
+    try:
+        data = base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError) as error:
+        raise BadRequest(f"image_base64 is not valid base64: {error}") from error
+    if not data:
+        raise BadRequest("image_base64 is empty")
+    return data
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

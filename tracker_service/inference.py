@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 2.0
 #: How often :meth:`TritonModels.wait_ready` asks again.
 WAIT_POLL_S = 0.2
+#: Timeout of a model (re)load over gRPC: loading ViT-H and building its engines can take minutes.
+RELOAD_TIMEOUT_S = 600.0
 _CLIENTS: dict[str, ModuleType] = {"grpc": grpcclient, "http": httpclient}
 
 
@@ -226,6 +228,21 @@ class TritonModels:
         config = config.get("config", config)
         kinds = {group.get("kind", "KIND_AUTO") for group in config.get("instance_group", [])}
         return "cuda" if "KIND_GPU" in kinds else "cpu" if kinds == {"KIND_CPU"} else "unknown"
+
+    def reload(self, name: str) -> None:
+        """Ask Triton to (re)load a model from its repository (explicit model control).
+
+        Triton serves the model's current version until the new one is loaded.
+
+        Raises:
+            ModelsUnavailable, InferenceFailed, InferenceTimeout: Triton refused or failed.
+
+        """
+        timeout_s = max(self.timeout_s, RELOAD_TIMEOUT_S)
+        try:
+            self._client.load_model(name, **self._timeout(timeout_s))
+        except (InferenceServerException, OSError) as exc:
+            raise _translate(name, exc, timeout_s) from exc
 
     def detect(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the person detector.

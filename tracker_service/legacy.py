@@ -26,6 +26,10 @@ from tracker_service.model_spec import SMPL_FACES, SMPL_VERTICES
 from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
 from tracker_service.values import Body
 
+#: Every joint of an answered body, detected or predicted: the backend reads a keypoint's
+#: ``confidence`` as "this joint is usable" (its filters drop joints below 0.5-0.6), as the
+#: old service's constant 1.0 meant; how sure the tracker is goes in ``tracking_confidence``.
+KEYPOINT_CONFIDENCE = 1.0
 #: Decimals kept: pixels, metres, degrees, confidences.
 _PX, _M, _DEG, _CONF = 2, 5, 2, 4
 
@@ -41,7 +45,8 @@ class FrameInfo:
         focal: Focal length of the full-image camera, pixels.
         session_id: The session that tracked the frame.
         model_version: Names the model set.
-        tracked: False for a late frame answered without the tracker.
+        tracked: False for a late frame: associated with the tracks as they are (read-only),
+            not used to update them.
 
     """
 
@@ -59,7 +64,8 @@ def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> d
 
     Args:
         info: The frame.
-        bodies: Every body of the frame (the tracked people, or the one late body).
+        bodies: Every body of the frame (the tracked people; a body without a track id, late
+            and matching no track, is answered but not listed in ``tracks``).
         main: Index in ``bodies`` of the main subject, or None when there is nobody.
 
     Returns:
@@ -76,7 +82,7 @@ def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> d
         "error": None,
         "session_id": info.session_id,
         "tracked": info.tracked,
-        "tracks": _tracks(bodies) if info.tracked else [],
+        "tracks": _tracks([body for body in bodies if body.track_id is not None]),
     }
     if main is None:
         answer.update(_NO_BODY)
@@ -90,7 +96,7 @@ def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> d
     keypoints = [
         {
             "name": name, "x": x, "y": y, "z": z3,
-            "x_3d": x3, "y_3d": y3, "z_3d": z3, "confidence": confidence,
+            "x_3d": x3, "y_3d": y3, "z_3d": z3, "confidence": KEYPOINT_CONFIDENCE,
         }
         for name, (x, y), (x3, y3, z3) in zip(SMPL_JOINT_NAMES, xy, xyz, strict=True)
     ]  # fmt: skip

@@ -24,7 +24,7 @@ class ServiceMetrics:
         request_seconds: HTTP request latency, by endpoint.
         stage_seconds: Time of each stage of a frame (decode, detect, crop, hmr2, track…).
         frames: Frames answered, by the source of the answered body: ``detected``,
-            ``predicted``, ``untracked`` (a late frame answered without the tracker) or
+            ``predicted``, ``untracked`` (a late frame that no track explains) or
             ``none`` (nobody to answer).
         skipped_frames: Frame numbers never received, skipped after the reorder wait.
         new_videos: Videos started (frame 0 after later frames, or a long idle time).

@@ -48,6 +48,11 @@ class ReadinessCache:
         self._status: Status | None = None
         self._checked = 0.0
 
+    def invalidate(self) -> None:
+        """Forget the cached answer: the next :meth:`get` asks Triton."""
+        with self._lock:
+            self._status = None
+
     def get(self) -> Status:
         """Return the latest status, refreshed first when it is stale."""
         with self._lock:

@@ -1,4 +1,7 @@
-"""The answer's ``visualization``: the frame with every body drawn on it, as base64 JPEG.
+"""The answer's ``visualization``: the frame with every body drawn on it, as a JPEG data URI.
+
+The old service answered ``data:image/png;base64,...`` and the apps put the string straight
+into an image source, so the answer is a data URI too (``data:image/jpeg;base64,...``).
 
 Each body gets the outline of its projected mesh, its skeleton and its track id; the main
 subject is drawn in green, the others in orange, predicted bodies with thinner lines.
@@ -16,6 +19,8 @@ from tracker_service.geometry import project
 from tracker_service.skeleton import SMPL_PARENTS
 from tracker_service.values import Body
 
+#: What the visualization starts with; the base64 JPEG follows.
+DATA_URI_PREFIX = "data:image/jpeg;base64,"
 _MAIN, _OTHER = (60, 200, 60), (0, 150, 255)  # BGR
 _JPEG_QUALITY = 85
 _FAR_PX = 1e5
@@ -39,7 +44,7 @@ def render(
         faces: (F, 3) mesh triangles.
 
     Returns:
-        The drawing as a base64 JPEG string.
+        The drawing as a data URI, ``data:image/jpeg;base64,`` then the JPEG in base64.
 
     """
     canvas = frame_bgr.copy()
@@ -66,4 +71,4 @@ def render(
     ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
     if not ok:
         raise RuntimeError("OpenCV could not encode the visualization as JPEG")
-    return base64.b64encode(jpeg.tobytes()).decode("ascii")
+    return DATA_URI_PREFIX + base64.b64encode(jpeg.tobytes()).decode("ascii")

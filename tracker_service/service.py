@@ -1,7 +1,8 @@
 """One frame end to end: decode, analyse, track in order, build the legacy answer.
 
 ``PoseService`` is the application's one object (``app.extensions["tracker"]``): it owns
-the Triton client, the session store, the readiness cache and the metrics.
+the Triton client, the session store, the readiness cache, the model reloader and the
+metrics.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracker_service.admin import Reloader
 from tracker_service.decode import decode_frame
 from tracker_service.errors import ModelsUnavailable
 from tracker_service.geometry import box_iou
@@ -35,14 +37,14 @@ class PoseRequest:
     """A validated ``POST /pose/hybrid`` request.
 
     Attributes:
-        image_base64: The frame, base64 JPEG or PNG.
+        image: The frame: base64 JPEG or PNG text (JSON), or the file's bytes (multipart).
         frame_number: Index of the frame in its video.
         visualize: Whether to draw the bodies on the frame.
         session_id: The session (video stream) the frame belongs to.
 
     """
 
-    image_base64: str
+    image: str | bytes
     frame_number: int
     visualize: bool
     session_id: str
@@ -71,6 +73,7 @@ class PoseService:
         self.models = models
         self.metrics = ServiceMetrics()
         self.readiness = ReadinessCache(models, ttl_s=settings.health_cache_s, clock=clock)
+        self.reloader = Reloader(models, on_reloaded=self.readiness.invalidate, clock=clock)
         self._faces = faces
         self._encoder = AnswerEncoder(faces)
         self._pipeline = FramePipeline(
@@ -123,7 +126,7 @@ class PoseService:
             if not status.readiness.ready:
                 raise ModelsUnavailable(f"the models are not ready yet: {status.readiness.error}")
             with watch.stage("decode"):
-                frame = decode_frame(request.image_base64, self.settings.max_image_pixels)
+                frame = decode_frame(request.image, self.settings.max_image_pixels)
             analysis = self._pipeline.analyze(frame, watch)
             with watch.stage("detections"):
                 detections = analysis.detections()
@@ -160,14 +163,14 @@ class PoseService:
         self, analysis: FrameAnalysis, step: TrackStep, watch: Stopwatch
     ) -> tuple[list[Body], int | None]:
         """Bodies to answer and the index of the main subject among them."""
-        if step.tracked:
-            bodies = self._pipeline.bodies(analysis, step.outputs, watch)
-            ids = [body.track_id for body in bodies]
-            return bodies, ids.index(step.main_track_id) if step.main_track_id in ids else None
-        if not len(analysis):
-            return [], None
-        # A late frame: the detection most like the main subject's latest box, else the
-        # most confident one.
+        bodies = self._pipeline.bodies(analysis, step.outputs, watch)
+        ids = [body.track_id for body in bodies]
+        if step.main_track_id in ids:
+            return bodies, ids.index(step.main_track_id)
+        if step.tracked or not len(analysis):
+            return bodies, None
+        # A late frame that no track explains (its video ended, or none has started): the
+        # detection most like the main subject's latest box, else the most confident one.
         index = 0
         if step.main_box is not None:
             overlap = box_iou(step.main_box, analysis.boxes)[0]
@@ -187,7 +190,7 @@ class PoseService:
         """One log line and the metrics of a frame."""
         if main is None:
             source = "none"
-        elif not step.tracked:
+        elif bodies[main].track_id is None:
             source = "untracked"
         else:
             source = "detected" if bodies[main].detected else "predicted"

@@ -7,8 +7,10 @@ run as soon as it arrives; only the tracking step is ordered, here:
 - A frame *ahead* of the next expected one waits for the missing earlier frames. After
   ``reorder_wait_s``, the earlier frames that never arrived are skipped (frames that have
   arrived and are still being analysed are awaited); then it is tracked.
-- A frame *behind* (its number was already tracked or skipped) is *late*: it is answered
-  from its own detection and HMR2 without running the tracker.
+- A frame *behind* (its number was already tracked or skipped) is *late*: its detections
+  are associated with the tracks as they are (``associate``, read-only: the tracker's state
+  is not rewound), so that its bodies keep their identities; predicted bodies fill in for
+  confirmed tracks it does not show.
 - A new video starts only on clear evidence: frame 0 arriving after frames of this video
   were tracked, or a session idle (no frame in flight) for ``new_video_idle_s``. A lower
   number alone is not enough: a frame whose number was already tracked is held (up to
@@ -57,6 +59,11 @@ class Tracker(Protocol):
     ) -> list[TrackOutput]:
         """Track one frame of ``image_size`` (height, width)."""
 
+    def associate(
+        self, detections: Sequence[Detection], frame_index: int
+    ) -> list[TrackOutput]:
+        """Match a late frame's detections to the tracks as they are, changing nothing."""
+
     def reset(self) -> None:
         """Forget every track (a new video)."""
 
@@ -83,9 +90,10 @@ class TrackStep:
     """The outcome of the ordered step for one frame.
 
     Attributes:
-        tracked: False for a late frame, answered without the tracker.
-        outputs: The tracker's outputs (empty when not tracked).
-        main_track_id: The session's main subject after this frame, or None.
+        tracked: False for a late frame, associated read-only with the tracks.
+        outputs: The tracker's outputs (a late frame's: its association; empty when its
+            video has ended).
+        main_track_id: The main subject of this frame's outputs, or None.
         main_box: (4,) the main subject's latest box, or None.
         waited_s: Time spent waiting for the frame's turn (or, when late, in the step).
         skipped: Frame numbers this step gave up on (never received).
@@ -212,13 +220,13 @@ class Session:
                 while True:
                     now = self._clock()
                     if ticket.epoch != self._epoch:  # its video has ended
-                        return self._late(start, skipped)
+                        return self._late(ticket, detections, start, skipped)
                     if ticket.repeated:  # held in case frame 0 of a new video follows
                         if now >= deadline:
-                            return self._late(start, skipped)
+                            return self._late(ticket, detections, start, skipped)
                         self._cond.wait(deadline - now)
                     elif ticket.frame < self._next:
-                        return self._late(start, skipped)
+                        return self._late(ticket, detections, start, skipped)
                     elif ticket.frame == self._next:
                         return self._update(ticket, detections, image_size, start, skipped)
                     elif now < deadline:
@@ -260,10 +268,16 @@ class Session:
             skipped=skipped,
         )
 
-    def _late(self, start: float, skipped: int) -> TrackStep:
+    def _late(
+        self, ticket: Ticket, detections: Sequence[Detection], start: float, skipped: int
+    ) -> TrackStep:
+        outputs = []
+        if ticket.epoch == self._epoch:  # else the tracks are another video's
+            outputs = self._tracker.associate(detections, ticket.frame)
         return TrackStep(
             tracked=False,
-            main_track_id=self._main_track_id,
+            outputs=outputs,
+            main_track_id=select_main(outputs, self._main_track_id),
             main_box=self._main_box,
             waited_s=self._clock() - start,
             skipped=skipped,

@@ -137,6 +137,18 @@ class Settings:
     max_body_bytes: int = _setting(
         64 * 2**20, "largest request body, in bytes (413 beyond)", POSITIVE
     )
+    warmup_timeout_s: float = _setting(
+        100.0,
+        "`GET /warmup`: longest wait for Triton and the models to be ready (the backend's "
+        "proxy waits 120 s)",
+        NON_NEGATIVE,
+    )
+    reload_wait_s: float = _setting(
+        8.0,
+        "`POST /reload`: how long the answer waits for the reload; beyond, 202 and its "
+        "progress in `/health` (the backend's proxy waits 10 s)",
+        NON_NEGATIVE,
+    )
     max_image_pixels: int = _setting(
         40_000_000, "largest decoded image, width times height (413 beyond)",
         POSITIVE,

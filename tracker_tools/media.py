@@ -1,19 +1,28 @@
 """Frames for the demo, benchmarks, soak, tests and detector checks: real video or synthetic people.
 
 Synthetic people are dark stick figures on a textured background, which the offline detector
-finds; they stand in for the shared media on machines that do not have it.
+finds; they stand in for the shared media on machines that do not have it. Real frames can
+have their people painted out (:func:`paint_out_people`): frames in which the detector
+finds no one, as in the backend's clips that lost frames.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from tracker_service.detection import boxes_to_frame, filter_detections, letterbox
+from tracker_service.model_spec import DETECTOR_INPUT_HW
+
 #: The project's shared videos (``../shared/media`` beside the repository), when present.
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+
+#: The person detector: (B, H, W, 3) letterboxed frames to boxes (B, N, 4) and scores (B, N).
+Detect = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def read_frames(
@@ -109,3 +118,26 @@ def draw_stick_figure(
         ((x + w, y + h // 4), (x + w + w // 3, y + h // 2), w // 6),
     ):
         cv2.line(image, top, bottom, colour, max(2, width))
+
+
+def paint_out_people(frames: Sequence[np.ndarray], numbers: Sequence[int], detect: Detect) -> None:
+    """Paint every person the detector finds (score >= 0.05) over, in place, in some frames.
+
+    Each box, grown by a fifth on every side, is filled with the frame's median colour.
+
+    Args:
+        frames: (H, W, 3) uint8 BGR frames.
+        numbers: Indices of the frames to paint.
+        detect: The served person detector (``TritonModels.detect``).
+
+    """
+    for number in numbers:
+        frame = frames[number]
+        image, scale, pad = letterbox(frame, DETECTOR_INPUT_HW)
+        boxes, scores = detect(image[None])
+        boxes = boxes_to_frame(boxes[0], scale, pad, frame.shape[1::-1])
+        boxes, _ = filter_detections(boxes, scores[0], 0.05, 1)
+        colour = np.median(frame.reshape(-1, 3), axis=0)
+        for x1, y1, x2, y2 in boxes.astype(int):
+            w, h = x2 - x1, y2 - y1
+            frame[max(y1 - h // 5, 0) : y2 + h // 5, max(x1 - w // 5, 0) : x2 + w // 5] = colour

@@ -176,7 +176,7 @@ def bad_requests(max_body_bytes: int, max_image_pixels: int) -> list[BadCase]:
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         ),
         BadCase(
-            "multipart content type", 415, "Content-Type", b"--x\r\n\r\n--x--\r\n",
+            "multipart without the file field", 400, "'frame'", b"--x\r\n\r\n--x--\r\n",
             headers={"Content-Type": "multipart/form-data; boundary=x"},
         ),
         BadCase("image_base64 missing", 400, "image_base64 is missing", {"frame_number": 3}),

@@ -84,10 +84,10 @@ def test_forced_internal_error_is_500_in_words_without_traceback(
     assert status == 200 and answer["error"] is None  # the service goes on serving
 
 
-def test_only_the_three_endpoints_are_routed(service: LiveService) -> None:
+def test_only_the_five_endpoints_are_routed(service: LiveService) -> None:
     # No route serves files or reads a path a client names; debug mode is off.
     assert {rule.rule for rule in service.app.url_map.iter_rules()} == {
-        "/pose/hybrid", "/health", "/metrics",
+        "/pose/hybrid", "/health", "/metrics", "/warmup", "/reload",
     }
     assert service.app.debug is False and service.app.testing is False
 

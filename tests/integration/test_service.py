@@ -11,6 +11,7 @@ import base64
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,15 +23,15 @@ import pytest
 
 from tests.conftest import shared_path
 from tracker_service.app import create_app
-from tracker_service.detection import boxes_to_frame, filter_detections, letterbox
 from tracker_service.geometry import focal_length, project
-from tracker_service.inference import TritonModels
-from tracker_service.model_spec import DETECTOR_INPUT_HW, SMPL, SMPL_FACES_FILE
+from tracker_service.model_spec import SMPL, SMPL_FACES_FILE
 from tracker_service.server import Server
 from tracker_service.settings import Settings
 from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
 from tracker_tools import media
-from tracker_tools.client import ServiceClient
+from tracker_tools.backend import MASKED as RUNNER_MASKED
+from tracker_tools.backend import backend_clip, name_order
+from tracker_tools.client import ServiceClient, encode_multipart
 from tracker_tools.media import encode_base64
 from tracker_tools.triton_server import LocalTritonServer
 
@@ -125,6 +126,9 @@ def test_health_is_ready_with_the_legacy_fields(service: LiveService) -> None:
         "models": {"hmr2": "loaded", "vitdet": "loaded", "phalp": "loaded"},
         "device": "cpu",
         "error": None,
+        "reload": {
+            "state": "idle", "models": [], "reloaded_ms": {}, "error": None, "started_s": 0.0,
+        },
     }
 
 
@@ -198,7 +202,7 @@ def test_answer_has_every_legacy_field_with_its_type(
     for k in keypoints:
         assert set(k) == {"name", "x", "y", "z", "x_3d", "y_3d", "z_3d", "confidence"}
         assert all(isinstance(k[f], float) for f in ("x", "y", "z", "x_3d", "y_3d", "z_3d"))
-        assert 0.0 <= k["confidence"] <= 1.0 and k["z"] == k["z_3d"]
+        assert k["confidence"] == 1.0 and k["z"] == k["z_3d"]
     joints = np.array(answer["joints_3d_raw"])
     assert joints.shape == (24, 3)
     np.testing.assert_allclose(joints, [[k["x_3d"], k["y_3d"], k["z_3d"]] for k in keypoints])
@@ -247,7 +251,7 @@ def test_frame_without_people_answers_no_body_without_error(service: LiveService
     assert (answer["frame_width"], answer["frame_height"]) == (320, 240)
 
 
-def test_visualization_is_a_jpeg_of_the_frame(
+def test_visualization_is_a_jpeg_data_uri_of_the_frame(
     service: LiveService, vtest: list[np.ndarray]
 ) -> None:
     frame = vtest[3]
@@ -260,9 +264,9 @@ def test_visualization_is_a_jpeg_of_the_frame(
         }
     )
     assert status == 200 and answer["has_3d"]
-    drawn = cv2.imdecode(
-        np.frombuffer(base64.b64decode(answer["visualization"]), np.uint8), cv2.IMREAD_COLOR
-    )
+    prefix, _, data = answer["visualization"].partition(",")
+    assert prefix == "data:image/jpeg;base64"  # an image source as it is
+    drawn = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
     assert drawn.shape == frame.shape
     assert np.abs(drawn.astype(int) - frame.astype(int)).max() > 100  # something was drawn
 
@@ -299,6 +303,82 @@ def test_session_header_selects_the_session(service: LiveService, vtest: list[np
     assert status == 200 and answer["session_id"] == "from-header"
     status, answer = service.post({"image_base64": encode(vtest[0]), "session_id": "no spaces!"})
     assert status == 400 and "session_id" in answer["error"]
+
+
+def post_form(
+    service: LiveService, fields: dict[str, str], file: bytes | None
+) -> tuple[int, dict]:
+    """Post a multipart form as the backend's mobile route does (file field ``frame``)."""
+    files = {} if file is None else {"frame": ("frame.png", file, "image/png")}
+    body, content_type = encode_multipart(fields, files)
+    status, data, _ = service.request("POST", "/pose/hybrid", body, {"Content-Type": content_type})
+    return status, json.loads(data)
+
+
+def test_multipart_frame_is_answered_exactly_as_the_json_one(
+    service: LiveService, vtest: list[np.ndarray]
+) -> None:
+    png = cv2.imencode(".png", vtest[7])[1].tobytes()
+    status, as_json = service.post(
+        {"image_base64": base64.b64encode(png).decode(), "frame_number": 4,
+         "session_id": "form-json"}
+    )
+    form_status, as_form = post_form(
+        service, {"frameNumber": "4", "session_id": "form-multipart", "visualize": "false"}, png
+    )
+    assert status == form_status == 200 and as_form["has_3d"]
+    for answer in (as_json, as_form):
+        del answer["processing_time_ms"], answer["session_id"]
+    assert as_form == as_json
+
+    for fields, file, code, words in [
+        ({"frameNumber": "1"}, None, 400, "'frame'"),
+        ({"frameNumber": "-1"}, png, 400, "frame_number"),
+        ({}, b"hello", 400, "not a JPEG or PNG"),
+        ({}, png[:200], 400, "does not decode"),
+        ({}, cv2.imencode(".png", np.zeros((1500, 1500, 3), np.uint8))[1].tobytes(), 413,
+         "1500x1500"),
+        ({}, b"x" * (MAX_BODY_BYTES + 10), 413, "Too Large"),
+    ]:  # fmt: skip
+        got, answer = post_form(service, fields, file)
+        assert got == code and set(answer) == {"error"} and words in answer["error"], answer
+    status, answer = service.request(
+        "POST", "/pose/hybrid", b"frame=abc", {"Content-Type": "application/x-www-form-urlencoded"}
+    )[:2]
+    assert status == 415 and "multipart/form-data" in json.loads(answer)["error"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_warmup_runs_a_frame_through_every_model(service: LiveService, method: str) -> None:
+    status, data, content_type = service.request(method, "/warmup")
+    answer = json.loads(data)
+    assert status == 200 and content_type == "application/json"
+    assert answer["status"] == "ready" and answer["error"] is None
+    assert "HMR2" in answer["message"] and answer["device"] == "cpu"
+    assert set(answer["models"].values()) == {"loaded"}
+    assert set(answer["steps_ms"]) == {"wait", "detect", "hmr2", "smpl"}
+    assert all(answer["steps_ms"][step] > 0 for step in ("detect", "hmr2", "smpl"))
+
+
+def test_reload_reloads_the_models_and_sessions_keep_their_tracks(
+    service: LiveService, vtest: list[np.ndarray]
+) -> None:
+    before = [post_frame(service, encode(vtest[n]), n, "reload") for n in range(6)]
+    status, data, _ = service.request("POST", "/reload")
+    answer = json.loads(data)
+    assert status in (200, 202), answer  # 202: it goes on beyond TRACKER_RELOAD_WAIT_S
+    deadline = time.monotonic() + TIMEOUT_S
+    progress = answer["reload"]
+    while progress["state"] == "reloading" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        progress = json.loads(service.request("GET", "/health")[1])["reload"]
+    assert progress["state"] == "done" and progress["error"] is None
+    assert set(progress["reloaded_ms"]) == {"person_detector", "hmr2", "smpl"}
+    assert json.loads(service.request("GET", "/health")[1])["status"] == "ready"
+
+    after = post_frame(service, encode(vtest[6]), 6, "reload")
+    assert after["tracked"] and after["track_id"] == before[-1]["track_id"]
+    assert {t["track_id"] for t in after["tracks"]} >= {t["track_id"] for t in before[-1]["tracks"]}
 
 
 # --------------------------------------------------------------------------- errors
@@ -409,7 +489,7 @@ def _new_videos(live: LiveService) -> float:
     return float(text.split("\ntracker_new_videos_total ")[1].split()[0])
 
 
-def test_late_frames_are_untracked_and_frame_zero_starts_a_new_video(
+def test_late_frames_keep_their_track_and_frame_zero_starts_a_new_video(
     triton_server: LocalTritonServer, production_repository: Path, vtest: list[np.ndarray]
 ) -> None:
     wait_s = 1.0
@@ -427,9 +507,10 @@ def test_late_frames_are_untracked_and_frame_zero_starts_a_new_video(
     try:
         first = [post(n) for n in (0, 1, 2, 5)]  # 3 and 4 never come: skipped after the wait
         assert all(a["tracked"] for a in first) and first[-1]["session_id"] == "default"
-        late = post(3)  # given up on: answered from its detection, without the tracker
-        assert late["tracked"] is False and late["has_3d"] is True and late["track_id"] is None
-        assert late["tracks"] == [] and late["error"] is None
+        late = post(3)  # given up on: associated read-only with the tracks as they are
+        assert late["tracked"] is False and late["has_3d"] is True and late["track_id"] == 1
+        assert late["pose_source"] == "detected" and late["error"] is None
+        assert late["tracks"][0]["track_id"] == 1  # and the other people's tracks
         repeated = post(2)  # a lower number alone is no new video: held, then answered late
         assert repeated["tracked"] is False and repeated["processing_time_ms"] >= 1000 * wait_s
         assert post(6)["tracked"] is True and _new_videos(live) == 0
@@ -442,46 +523,56 @@ def test_late_frames_are_untracked_and_frame_zero_starts_a_new_video(
         live.stop()
 
 
-# --------------------------------------------------------------------------- coverage
+# --------------------------------------------------------------------------- the backend's runs
 
 
-#: Frames of runner.mp4 in which the runner is masked out: 50 of 140, in four bursts.
-MASKED = [*range(10, 20), *range(32, 47), *range(65, 78), *range(100, 112)]
+#: The backend's numbering: it sorts frame-1.png … frame-140.png by name; frame number n
+#: shows picture NAME_ORDER[n] (0-based).
+NAME_ORDER = name_order(140)
+MASKED = list(RUNNER_MASKED)
 
 
-def test_runner_has_a_body_in_every_frame_with_one_identity(
-    service: LiveService, triton_server: LocalTritonServer
-) -> None:
-    frames = read_frames("runner.mp4", 140, 640)
-    assert len(MASKED) == 50
-    models = TritonModels(triton_server.grpc_url, timeout_s=TIMEOUT_S)
-    try:
-        for number in MASKED:  # paint the runner over with the frame's median colour
-            frame = frames[number]
-            image, scale, pad = letterbox(frame, DETECTOR_INPUT_HW)
-            boxes, scores = models.detect(image[None])
-            boxes = boxes_to_frame(boxes[0], scale, pad, frame.shape[1::-1])
-            boxes, _ = filter_detections(boxes, scores[0], 0.05, 1)
-            colour = np.median(frame.reshape(-1, 3), axis=0)
-            for x1, y1, x2, y2 in boxes.astype(int):
-                w, h = x2 - x1, y2 - y1
-                frame[max(y1 - h // 5, 0) : y2 + h // 5, max(x1 - w // 5, 0) : x2 + w // 5] = colour
-    finally:
-        models.close()
+@pytest.fixture(scope="module")
+def runner_png(triton_server: LocalTritonServer) -> list[str]:
+    """runner.mp4 as the backend sends it (640x360 PNG), the runner painted out in MASKED."""
+    shared_path("media", "runner.mp4")
+    return backend_clip(triton_server.grpc_url)
 
-    answers = []
-    for number, frame in enumerate(frames):
-        status, answer = service.post(
-            {"image_base64": encode(frame), "frame_number": number, "session_id": "runner"}
+
+def post_frame(service: LiveService, image: str, number: int, session: str) -> dict:
+    status, answer = service.post(
+        {"image_base64": image, "frame_number": number, "session_id": session}
+    )
+    assert status == 200, answer
+    return answer
+
+
+def post_pool(service: LiveService, images: list[str], session: str, workers: int) -> list[dict]:
+    """Every frame submitted at once to a FIFO pool of ``workers`` (1: one at a time)."""
+    with ThreadPoolExecutor(workers) as pool:
+        return list(
+            pool.map(lambda n: post_frame(service, images[n], n, session), range(len(images)))
         )
-        assert status == 200, answer
-        answers.append(answer)
 
+
+def assert_runner_covered(answers: list[dict]) -> None:
+    """140/140 bodies, one identity, exactly the masked frames predicted."""
     assert all(a["has_3d"] and a["keypoint_count"] == 24 and a["error"] is None for a in answers)
     assert {a["track_id"] for a in answers} == {1}
-    sources = [a["pose_source"] for a in answers]
-    assert [n for n, s in enumerate(sources) if s == "predicted"] == MASKED
+    assert [n for n, a in enumerate(answers) if a["pose_source"] == "predicted"] == MASKED
+    assert {k["confidence"] for a in answers for k in a["keypoints"]} == {1.0}
     assert all(a["smoothed"] for a in answers[1:])  # live smoothing is on by default
+
+
+def test_runner_one_frame_at_a_time_has_a_body_in_every_frame(
+    service: LiveService, runner_png: list[str]
+) -> None:
+    answers = post_pool(service, runner_png, "runner-in-order", workers=1)
+    assert (answers[0]["frame_width"], answers[0]["frame_height"]) == (640, 360)
+    assert_runner_covered(answers)
+    for start in MASKED[::10]:  # how sure the tracker is decays through each burst
+        confidence = [answers[n]["tracking_confidence"] for n in range(start, start + 10)]
+        assert (np.diff(confidence) < 0).all(), confidence
     roots = np.array([[a["keypoints"][0]["x"], a["keypoints"][0]["y"]] for a in answers])
     steps = np.linalg.norm(np.diff(roots, axis=0), axis=1)  # steps[n - 1]: frame n - 1 to n
     hidden = set(MASKED)
@@ -491,3 +582,50 @@ def test_runner_has_a_body_in_every_frame_with_one_identity(
         f"the pelvis jumps by {max(burst_steps):.0f} px in a burst; "
         f"at most {max(detected_steps):.0f} px while detected"
     )
+
+
+def test_runner_from_a_fifo_pool_of_4_has_a_body_in_every_frame(
+    service: LiveService, runner_png: list[str]
+) -> None:
+    answers = post_pool(service, runner_png, "runner-pool", workers=4)
+    assert all(a["tracked"] for a in answers)  # bursts of 4 are put in order, none late
+    assert_runner_covered(answers)
+
+
+def test_runner_from_4_slots_of_consecutive_runs_late_frames_keep_the_identity(
+    triton_server: LocalTritonServer, production_repository: Path, runner_png: list[str]
+) -> None:
+    """Slots post 0, 35, 70, 105, 1, 36 …; frames ahead give up waiting, so many come late."""
+    live = LiveService(service_settings(triton_server, production_repository, reorder_wait_s=2.0))
+    slots, run = 4, len(runner_png) // 4
+
+    def post_run(slot: int) -> list[dict]:
+        numbers = range(slot * run, (slot + 1) * run)
+        return [post_frame(live, runner_png[n], n, "runner-slots") for n in numbers]
+
+    try:
+        with ThreadPoolExecutor(slots) as pool:
+            answers = [a for answers in pool.map(post_run, range(slots)) for a in answers]
+    finally:
+        live.stop()
+    late = [n for n, a in enumerate(answers) if not a["tracked"]]
+    assert len(late) >= 20, f"only {len(late)} frames came late: the order was not exercised"
+    assert all(a["error"] is None for a in answers)
+    visible = [n for n in range(len(answers)) if n not in MASKED]
+    assert all(answers[n]["has_3d"] for n in visible)  # late ones too
+    # No answered body lacks an identity: late frames carry their track's. (How many
+    # identities depends on how many frames were tracked before the first skip: a track
+    # still tentative when the skipped gap opens may be lost.)
+    assert all(a["track_id"] is not None for a in answers if a["has_3d"])
+    assert all(answers[n]["pose_source"] == "detected" for n in visible if n in late)
+
+
+def test_runner_numbered_in_name_order_keeps_one_identity(
+    service: LiveService, runner_png: list[str]
+) -> None:
+    """frame-1, frame-10, frame-100 …: the pictures jump in time; nothing breaks."""
+    answers = post_pool(service, [runner_png[p] for p in NAME_ORDER], "runner-names", workers=1)
+    assert all(a["error"] is None for a in answers)
+    visible = [n for n, picture in enumerate(NAME_ORDER) if picture not in MASKED]
+    assert all(answers[n]["has_3d"] for n in visible)
+    assert {a["track_id"] for a in answers if a["has_3d"]} == {1}

@@ -1,1 +1,1 @@
-"""HTTP endpoints: the legacy ``POST /pose/hybrid`` and ``GET /health``, and ``GET /metrics``."""
+"""HTTP endpoints: the legacy pose, health and admin routes, and ``GET /metrics``."""

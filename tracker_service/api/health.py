@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from tracker_service.inference import ModelNames, Readiness
+
 bp = Blueprint("health", __name__)
 
 
@@ -13,24 +15,24 @@ def health() -> Response:
 
     ``models`` keeps the legacy names: ``hmr2`` (HMR2), ``vitdet`` (the person detector,
     whatever model it is) and ``phalp`` (the tracker, whose predicted bodies need the body
-    model).
+    model). ``reload`` (additive) is the progress of the latest ``POST /reload``.
     """
     service = current_app.extensions["tracker"]
     status = service.readiness.get()
-    ready = status.readiness.models
-    names = service.models.names
-
-    def state(name: str) -> str:
-        return "loaded" if ready.get(name) else "not_loaded"
-
     return jsonify(
         status="ready" if status.readiness.ready else "warming_up",
         ready=status.readiness.ready,
-        models={
-            "hmr2": state(names.hmr2),
-            "vitdet": state(names.detector),
-            "phalp": state(names.smpl),
-        },
+        models=legacy_models(status.readiness, service.models.names),
         device=status.device,
         error=status.readiness.error or None,
+        reload=service.reloader.status().to_json(),
     )
+
+
+def legacy_models(readiness: Readiness, names: ModelNames) -> dict[str, str]:
+    """``{hmr2, vitdet, phalp}``, each ``loaded`` or ``not_loaded``."""
+    served = {"hmr2": names.hmr2, "vitdet": names.detector, "phalp": names.smpl}
+    return {
+        legacy: "loaded" if readiness.models.get(name) else "not_loaded"
+        for legacy, name in served.items()
+    }

@@ -1,11 +1,13 @@
-"""``POST /pose/hybrid``: the legacy frame endpoint; the request is validated here."""
+"""``POST /pose/hybrid``: the legacy frame endpoint, JSON or multipart, validated here."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.datastructures import FileStorage
 
 from tracker_service.errors import BadRequest, UnsupportedMediaType
 from tracker_service.service import PoseRequest
@@ -21,21 +23,30 @@ SESSION_HEADER = "X-Session-Id"
 MAX_FRAME_NUMBER = 2**31 - 1
 
 
+#: The mobile route's form: the file field and the frame number's field.
+FORM_FILE, FORM_FRAME_NUMBER = "frame", "frameNumber"
+
+
 @bp.post("/pose/hybrid")
 def pose_hybrid() -> Response:
     """Answer one frame with the main subject's 3D body (see ``LEGACY_API.md``).
 
-    The body must be JSON: a request without a ``Content-Type`` is read as JSON too, one
-    declared as anything else (a form, plain text) is refused with 415.
+    The body is JSON (a request without a ``Content-Type`` is read as JSON too) or, as the
+    backend's mobile route posts it, ``multipart/form-data`` with the file field ``frame``;
+    one declared as anything else (a URL-encoded form, plain text) is refused with 415.
     """
     mimetype = request.mimetype
-    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+    header = request.headers.get(SESSION_HEADER)
+    if mimetype == "multipart/form-data":
+        pose_request = parse_form(request.form, request.files, header)
+    elif not mimetype or mimetype == "application/json" or mimetype.endswith("+json"):
+        pose_request = parse_request(request.get_json(force=True, silent=True), header)
+    else:
         raise UnsupportedMediaType(
-            f"the request body must be JSON (Content-Type: application/json), got {mimetype}"
+            "the request body must be JSON (Content-Type: application/json) or "
+            f"multipart/form-data with a file field {FORM_FILE!r}, got {mimetype}"
         )
-    body = request.get_json(force=True, silent=True)
-    service = current_app.extensions["tracker"]
-    answer = service.answer(parse_request(body, request.headers.get(SESSION_HEADER)))
+    answer = current_app.extensions["tracker"].answer(pose_request)
     return Response(answer, mimetype="application/json")
 
 
@@ -56,10 +67,39 @@ def parse_request(body: Any, header_session: str | None) -> PoseRequest:
     if not isinstance(image, str):
         raise BadRequest(f"image_base64 must be a string, got {type(image).__name__}")
     return PoseRequest(
-        image_base64=image,
+        image=image,
         frame_number=_frame_number(body.get("frame_number", 0)),
         visualize=_flag(body.get("visualize", False)),
         session_id=_session_id(body.get("session_id"), header_session),
+    )
+
+
+def parse_form(
+    form: Mapping[str, str], files: Mapping[str, FileStorage], header_session: str | None
+) -> PoseRequest:
+    """Validate a multipart form (and the ``X-Session-Id`` header).
+
+    Fields: the file ``frame`` (JPEG or PNG), ``frameNumber`` (or ``frame_number``, the
+    JSON name), ``visualize`` and ``session_id``, with the JSON form's rules.
+
+    Raises:
+        BadRequest: The message says which field is wrong and why.
+
+    """
+    upload = files.get(FORM_FILE)
+    if upload is None:
+        raise BadRequest(
+            f"the form has no file field {FORM_FILE!r}: send the frame as a JPEG or PNG file "
+            f"named {FORM_FILE!r} (fields found: {_short(sorted({*form, *files}))})"
+        )
+    image = upload.read()
+    if not image:
+        raise BadRequest(f"the file field {FORM_FILE!r} is empty")
+    return PoseRequest(
+        image=image,
+        frame_number=_frame_number(form.get(FORM_FRAME_NUMBER, form.get("frame_number", 0))),
+        visualize=_flag(form.get("visualize", False)),
+        session_id=_session_id(form.get("session_id"), header_session),
     )
 
 
@@ -88,8 +128,8 @@ def _flag(value: Any) -> bool:
         return value
     if value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
     raise BadRequest(f"visualize must be a boolean, got {_short(value)}")
 
 

@@ -147,8 +147,13 @@ def interval_divisor(times: np.ndarray) -> np.ndarray:
 
 
 def horizon_times(last_times: np.ndarray, at: float, max_horizon: int = MAX_HORIZON) -> np.ndarray:
-    """``(T,)`` the time to predict at: ``at``, but at most ``max_horizon`` past ``last_times``."""
-    return np.minimum(float(at), np.asarray(last_times, dtype=np.float64) + max_horizon)
+    """``(T,)`` the time to predict at: ``at``, but at most ``max_horizon`` from ``last_times``.
+
+    A time before the last observation (a late frame, associated read-only) is bounded
+    the same way, ``max_horizon`` frames back.
+    """
+    last = np.asarray(last_times, dtype=np.float64)
+    return np.clip(float(at), last - max_horizon, last + max_horizon)
 
 
 def predict_with_intervals(

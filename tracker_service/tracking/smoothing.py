@@ -335,6 +335,15 @@ class SmoothedTracker:
         outputs = self._tracker.update(detections, frame_index, image_size=image_size)
         return self._smoother.smooth(outputs, frame_index)
 
+    def associate(
+        self, detections: Sequence[Detection], frame_index: int
+    ) -> list[TrackOutput]:
+        """A late frame's read-only association (``PhalpTracker.associate``), unsmoothed.
+
+        The filters run forward in frame order only: a late frame leaves them as they are.
+        """
+        return self._tracker.associate(detections, frame_index)
+
     def reset(self) -> None:
         """Forget every track and filter (a new video)."""
         self._tracker.reset()

@@ -32,10 +32,13 @@ import numpy as np
 from tracker_service.model_spec import SMPL_BETAS, SMPL_JOINTS
 from tracker_service.tracking import cost as cost_lib
 from tracker_service.tracking import predict
-from tracker_service.tracking.matching import GATE, assign
+from tracker_service.tracking.matching import GATE, Assignment, assign
 from tracker_service.tracking.types import BodyPose, Detection, TrackOutput, TrackState
 
 logger = logging.getLogger(__name__)
+
+#: Deleted tracks remembered for the association of late frames.
+_MAX_ENDED = 16
 
 # Columns of a track's history rows (see _features).
 _POINT = slice(0, 2)  # location point: the root, else the box centre
@@ -280,7 +283,8 @@ def _extrapolate_bodies(
     gap = np.array(
         [1 if t.previous_pose_frame is None else f - t.previous_pose_frame for t, _, f in posed]
     )
-    steps = np.minimum(frame_index - np.array([f for _, _, f in posed]), config.max_horizon)
+    # A frame before the last body (a late frame) gets the last body.
+    steps = np.clip(frame_index - np.array([f for _, _, f in posed]), 0, config.max_horizon)
     rotations[rows] = predict.extrapolate_rotations(
         previous,
         last,
@@ -339,6 +343,7 @@ class PhalpTracker:
     def reset(self) -> None:
         """Forget every track, restart ids at 1 and accept any frame index next."""
         self._tracks: list[_Track] = []
+        self._ended: list[_Track] = []  # the latest deleted tracks, for late frames only
         self._next_id = 1
         self._last_frame: int | None = None
         self._scale: float | None = None
@@ -370,22 +375,10 @@ class PhalpTracker:
                 invalid, or detections arrive before any image size was given.
 
         """
-        kept = [i for i, d in enumerate(detections) if d.score >= self.config.detection_threshold]
+        kept = self._kept(detections)
         frame_index = self._start_frame(frame_index, image_size, bool(kept))
         tracks = self._tracks
-        forecast = _forecast(tracks, frame_index, self.config) if tracks else None
-        if forecast is not None and kept and self._scale is not None:
-            costs = cost_lib.association_cost(
-                forecast.cues,
-                _detection_cues([detections[i] for i in kept]),
-                forecast.widths,
-                scale=self._scale,
-                betas=self.config.betas,
-                pose_cap=self.config.pose_distance_cap,
-            )
-        else:
-            costs = np.ones((len(tracks), len(kept)))
-        result = assign(costs, self.config.gate, log_domain=self.config.log_domain_assignment)
+        forecast, result = self._match(tracks, detections, kept, frame_index)
 
         outputs: list[TrackOutput] = []
         for row, col in result.matches:
@@ -409,6 +402,8 @@ class PhalpTracker:
             tracks.append(track)
             outputs.append(self._detected(track, detections[index], index, frame_index))
         self._tracks = [t for t in tracks if t.state is not TrackState.DELETED]
+        ended = [t for t in tracks if t.state is TrackState.DELETED]
+        self._ended = (self._ended + ended)[-_MAX_ENDED:]
         logger.debug(
             "frame %d: %d detections, %d matched, %d tracks",
             frame_index,
@@ -417,6 +412,76 @@ class PhalpTracker:
             len(self._tracks),
         )
         return sorted(outputs, key=lambda o: o.track_id)
+
+    def associate(
+        self, detections: Sequence[Detection], frame_index: int
+    ) -> list[TrackOutput]:
+        """Match a late frame's detections to the tracks as they are; nothing changes.
+
+        For a frame whose turn has passed (it arrived after later frames were tracked):
+        the same cost and gate as :meth:`update`, with each track predicted at
+        ``frame_index`` (before its last observation too, at most ``max_horizon`` frames
+        back; a body earlier than the last one is the last one). The tracks deleted most
+        recently take part too: a late frame may belong to a track that has ended since
+        (a tentative one lost in a gap of skipped frames). No track is updated, created or
+        deleted.
+
+        Args:
+            detections: The late frame's detections.
+            frame_index: The late frame's index (any value).
+
+        Returns:
+            By track id: a detected output for each matched track (its state: tentative,
+            confirmed, or deleted for an ended one), and a predicted output for each live
+            confirmed track left unmatched (``frames_since_seen`` then counts frames from
+            its last observation, either way). Empty before any frame was tracked;
+            unmatched detections get nothing.
+
+        """
+        tracks = self._tracks + self._ended
+        if not tracks:
+            return []
+        frame_index = int(frame_index)
+        kept = self._kept(detections)
+        forecast, result = self._match(tracks, detections, kept, frame_index)
+        assert forecast is not None  # there are tracks
+        outputs = [
+            self._detected(tracks[row], detections[kept[col]], kept[col], frame_index)
+            for row, col in result.matches
+        ]
+        outputs += [
+            self._predicted(tracks[row], forecast, row, frame_index)
+            for row in result.unmatched_tracks
+            if tracks[row].state is TrackState.CONFIRMED  # live: ended ones are DELETED
+        ]
+        return sorted(outputs, key=lambda o: o.track_id)
+
+    def _kept(self, detections: Sequence[Detection]) -> list[int]:
+        """Indices of the detections scoring at least ``detection_threshold``."""
+        return [i for i, d in enumerate(detections) if d.score >= self.config.detection_threshold]
+
+    def _match(
+        self,
+        tracks: Sequence[_Track],
+        detections: Sequence[Detection],
+        kept: list[int],
+        frame_index: int,
+    ) -> tuple[_Forecast | None, Assignment]:
+        """Predict ``tracks`` at ``frame_index`` and match the ``kept`` detections to them."""
+        forecast = _forecast(tracks, frame_index, self.config) if tracks else None
+        if forecast is not None and kept and self._scale is not None:
+            costs = cost_lib.association_cost(
+                forecast.cues,
+                _detection_cues([detections[i] for i in kept]),
+                forecast.widths,
+                scale=self._scale,
+                betas=self.config.betas,
+                pose_cap=self.config.pose_distance_cap,
+            )
+        else:
+            costs = np.ones((len(tracks), len(kept)))
+        log_domain = self.config.log_domain_assignment
+        return forecast, assign(costs, self.config.gate, log_domain=log_domain)
 
     def _start_frame(
         self, frame_index: int, image_size: tuple[int, int] | None, needs_scale: bool
@@ -452,7 +517,7 @@ class PhalpTracker:
             root_2d=root,
             detection_index=index,
             hits=track.hits,
-            age=frame_index - track.first_frame + 1,
+            age=max(frame_index - track.first_frame + 1, 1),
             frames_since_seen=0,
         )
 
@@ -465,7 +530,7 @@ class PhalpTracker:
         pose = None
         if track.pose is not None:
             pose = BodyPose.from_rotations(forecast.rotations[row], forecast.betas[row])
-        missed = frame_index - track.last_frame
+        missed = abs(frame_index - track.last_frame)  # a late frame may lie before it
         return TrackOutput(
             track_id=track.track_id,
             state=track.state,
@@ -477,6 +542,6 @@ class PhalpTracker:
             root_2d=row_values[_POINT].copy(),
             detection_index=None,
             hits=track.hits,
-            age=frame_index - track.first_frame + 1,
+            age=max(frame_index - track.first_frame + 1, 1),
             frames_since_seen=missed,
         )

@@ -139,7 +139,8 @@ class TrackOutput:
 
     Attributes:
         track_id: Identity, unique within one tracker instance (1, 2, ...).
-        state: Tentative or confirmed (deleted tracks are never reported).
+        state: Tentative or confirmed (deleted tracks are reported only by
+            ``PhalpTracker.associate``, for a late frame of a track that has ended since).
         detected: True when a detection of this frame was matched; False when
             every field below is the tracker's prediction for this frame.
         box: ``(4,)`` ``x1, y1, x2, y2`` in frame pixels.

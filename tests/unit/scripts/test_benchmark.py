@@ -1,6 +1,10 @@
 """The end-to-end benchmark's arithmetic on Prometheus pages (the runs need the whole stack)."""
 
-from scripts.benchmark import markdown, stage_ms, triton_batches
+import base64
+
+from scripts.benchmark import load_video, markdown, stage_ms, triton_batches
+from tests.conftest import shared_path
+from tracker_service.decode import image_size
 from tracker_tools.client import scrape as page
 
 TRITON = """# TYPE nv_inference_count counter
@@ -52,3 +56,12 @@ def test_report_names_the_machine_and_judges_the_targets():
     assert "Machine: Test CPU, 2 cores" in text and "## HMR2 tiny" in text
     assert "runner.mp4 1920x1080 (1.0 people): 5.0 ms, target ≤ 10 ms (met)" in text
     assert "8 sessions: 2.50× the frames/s of one, HMR2 batch 3.00; target ≥ 2× and > 1" in text
+
+
+def test_backend_frames_are_640x360_png():
+    shared_path("media", "runner.mp4")
+    label, frames = load_video("runner.mp4:backend", 2)
+    assert label == "runner.mp4 640x360 PNG" and len(frames) == 2
+    data = base64.b64decode(frames[0])
+    assert data.startswith(b"\x89PNG") and image_size(data) == (640, 360)
+    assert load_video("runner.mp4", 1)[0] == "runner.mp4 1920x1088 JPG"

@@ -1,13 +1,16 @@
 """The application factory and its endpoints, without Triton (Triton unreachable)."""
 
+import io
 import json
 import logging
 import socket
+import time
 
 import numpy as np
 import pytest
+from werkzeug.datastructures import FileStorage
 
-from tracker_service.api.pose import parse_request
+from tracker_service.api.pose import parse_form, parse_request
 from tracker_service.app import create_app
 from tracker_service.errors import BadRequest
 from tracker_service.settings import Settings
@@ -20,7 +23,10 @@ def settings(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    return Settings(triton_url=f"127.0.0.1:{port}", smpl_faces=str(faces), max_body_bytes=1000)
+    return Settings(
+        triton_url=f"127.0.0.1:{port}", smpl_faces=str(faces), max_body_bytes=1000,
+        warmup_timeout_s=0.6, reload_wait_s=5.0,
+    )
 
 
 @pytest.fixture
@@ -57,6 +63,28 @@ def test_health_says_warming_up_while_triton_is_unreachable(client):
     assert "unreachable" in body["error"] and body["device"] == "unknown"
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_warmup_waits_bounded_then_says_why_in_words(client, method):
+    start = time.monotonic()
+    answer = client.open("/warmup", method=method)
+    assert 0.6 <= time.monotonic() - start < 5.0
+    body = answer.get_json()
+    assert answer.status_code == 503 and body["status"] == "warming_up"
+    assert "unreachable" in body["message"] and "after 0.6 s" in body["error"]
+    assert body["models"] == {"hmr2": "not_loaded", "vitdet": "not_loaded", "phalp": "not_loaded"}
+    assert set(body["steps_ms"]) == {"wait"} and body["steps_ms"]["wait"] >= 600
+
+
+def test_reload_failure_is_503_in_words_and_reported_by_health(client):
+    answer = client.post("/reload")
+    body = answer.get_json()
+    assert answer.status_code == 503 and body["status"] == "error"
+    assert "reload failed" in body["error"] and "person_detector" in body["error"]
+    assert body["reload"]["state"] == "failed" and body["reload"]["reloaded_ms"] == {}
+    assert client.get("/health").get_json()["reload"]["state"] == "failed"
+    assert client.get("/reload").status_code == 405
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "words"),
     [
@@ -65,7 +93,26 @@ def test_health_says_warming_up_while_triton_is_unreachable(client):
         ({"json": {"image_base64": "x" * 2000}}, 413, "Too Large"),
         ({"json": {"image_base64": "aGVsbG8="}}, 503, "not ready"),
         ({"data": b'{"image_base64": "aGVsbG8="}', "content_type": "text/plain"}, 415, "JSON"),
-        ({"data": {"image_base64": "aGVsbG8="}}, 415, "Content-Type"),  # a form
+        ({"data": {"image_base64": "aGVsbG8="}}, 415, "Content-Type"),  # a URL-encoded form
+        ({"data": {"frameNumber": "1"}, "content_type": "multipart/form-data"}, 400, "'frame'"),
+        (
+            {"data": {"frame": (io.BytesIO(b""), "f.png")}, "content_type": "multipart/form-data"},
+            400, "empty",
+        ),
+        (
+            {"data": {"frame": (io.BytesIO(b"x" * 2000), "f.png")},
+             "content_type": "multipart/form-data"},
+            413, "Too Large",
+        ),
+        (
+            {"data": {"frame": (io.BytesIO(b"x"), "f.png"), "frameNumber": "-2"},
+             "content_type": "multipart/form-data"},
+            400, "frame_number",
+        ),
+        (
+            {"data": {"frame": (io.BytesIO(b"x"), "f.png")}, "content_type": "multipart/form-data"},
+            503, "not ready",
+        ),
     ],
 )
 def test_pose_errors_are_json_in_words(client, kwargs, status, words):
@@ -157,3 +204,20 @@ def test_a_frame_refused_while_triton_is_down_does_not_hold_up_the_next(app):
     session, ticket = service.sessions.begin("default", 1)
     step = session.track(ticket, [], (10, 10))  # frame 0 was released: no reorder wait
     assert step.tracked and step.waited_s < 1.0
+
+
+@pytest.mark.parametrize(
+    ("form", "header", "expected"),
+    [
+        ({}, None, ("default", 0, False)),
+        ({"frameNumber": "17", "visualize": "true"}, None, ("default", 17, True)),
+        ({"frame_number": "4", "visualize": "0"}, None, ("default", 4, False)),
+        ({"session_id": "phone-1"}, None, ("phone-1", 0, False)),
+        ({}, "phone-2", ("phone-2", 0, False)),
+    ],
+)
+def test_parse_form(form, header, expected):
+    files = {"frame": FileStorage(io.BytesIO(b"\x89PNG..."), "frame.png")}
+    request = parse_form(form, files, header)
+    assert (request.session_id, request.frame_number, request.visualize) == expected
+    assert request.image == b"\x89PNG..."

@@ -65,3 +65,12 @@ def test_bad_images_are_400_in_words(text, message):
 def test_too_many_pixels_is_413_before_decoding(ext):
     with pytest.raises(PayloadTooLarge, match="64x48 pixels; at most 3000"):
         decode_frame(b64(encoded(ext)), max_pixels=3000)
+
+
+def test_file_bytes_decode_like_their_base64():
+    data = encoded(".png")
+    np.testing.assert_array_equal(decode_frame(data, max_pixels=10_000), FRAME)
+    with pytest.raises(BadRequest, match="uploaded frame is not a JPEG or PNG"):
+        decode_frame(b"GIF89a", max_pixels=10_000)
+    with pytest.raises(PayloadTooLarge, match="64x48"):
+        decode_frame(data, max_pixels=3000)

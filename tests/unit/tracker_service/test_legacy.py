@@ -82,15 +82,19 @@ def test_keypoints_are_the_joints_projected_with_the_full_camera():
         assert (k["x"], k["y"]) == (pytest.approx(x, abs=0.006), pytest.approx(y, abs=0.006))
         assert (k["x_3d"], k["y_3d"], k["z_3d"], k["z"]) == pytest.approx((x3, y3, z3, z3),
                                                                           abs=6e-6)
-        assert k["confidence"] == answer["tracking_confidence"]
+        assert k["confidence"] == 1.0  # "usable", as the old service answered
     np.testing.assert_allclose(answer["joints_3d_raw"], joints, atol=6e-6)
     np.testing.assert_allclose(answer["camera_translation"], body.camera)
 
 
-def test_predicted_body_is_flagged():
-    answer = encode(build_answer(info(), [make_body(detected=False)], main=0))
+def test_predicted_body_is_flagged_and_its_joints_stay_usable():
+    body = make_body(detected=False)
+    body = Body(**{**body.__dict__, "confidence": 0.2})  # decayed: the tracker is less sure
+    answer = encode(build_answer(info(), [body], main=0))
     assert answer["pose_source"] == "predicted" and answer["has_3d"] is True
     assert answer["tracks"][0]["pose_source"] == "predicted"
+    assert answer["tracking_confidence"] == 0.2
+    assert {k["confidence"] for k in answer["keypoints"]} == {1.0}
 
 
 def test_frame_without_anyone_keeps_the_types_with_empty_values():
@@ -102,10 +106,16 @@ def test_frame_without_anyone_keeps_the_types_with_empty_values():
     assert answer["camera_params"]["type"] == "weak_perspective"
 
 
-def test_late_frame_is_answered_untracked():
+def test_late_frame_without_a_track_is_answered_untracked():
     answer = encode(build_answer(info(tracked=False), [make_body(track_id=None)], main=0))
     assert answer["tracked"] is False and answer["track_id"] is None
     assert answer["has_3d"] is True and answer["tracks"] == []
+
+
+def test_late_frame_associated_to_a_track_lists_it():
+    answer = encode(build_answer(info(tracked=False), [make_body(track_id=3)], main=0))
+    assert answer["tracked"] is False and answer["track_id"] == 3
+    assert [t["track_id"] for t in answer["tracks"]] == [3]
 
 
 def test_non_finite_values_are_refused_not_sent():

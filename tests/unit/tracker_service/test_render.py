@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 
 from tracker_service.geometry import focal_length
-from tracker_service.render import render
+from tracker_service.render import DATA_URI_PREFIX, render
 from tracker_service.values import Body
 
 
@@ -20,12 +20,20 @@ def sphere_body(track_id, detected, x_offset):
     )
 
 
-def test_render_draws_every_body_on_a_jpeg_of_the_frame():
+def decode_uri(text):
+    assert text.startswith("data:image/jpeg;base64,") and DATA_URI_PREFIX == text[:23]
+    return cv2.imdecode(
+        np.frombuffer(base64.b64decode(text.removeprefix(DATA_URI_PREFIX)), np.uint8),
+        cv2.IMREAD_COLOR,
+    )
+
+
+def test_render_draws_every_body_on_a_jpeg_data_uri_of_the_frame():
     frame = np.full((360, 480, 3), 40, np.uint8)
     faces = np.random.default_rng(0).integers(0, 6890, (13776, 3))
     bodies = [sphere_body(1, True, 0.0), sphere_body(2, False, 150.0)]
     text = render(frame, bodies, main=0, focal=focal_length(480, 360), faces=faces)
-    drawn = cv2.imdecode(np.frombuffer(base64.b64decode(text), np.uint8), cv2.IMREAD_COLOR)
+    drawn = decode_uri(text)
     assert drawn.shape == frame.shape
     changed = np.abs(drawn.astype(int) - 40).max(axis=2) > 60
     assert changed[:, :300].any() and changed[:, 300:].any()
@@ -35,5 +43,5 @@ def test_render_draws_every_body_on_a_jpeg_of_the_frame():
 def test_render_without_bodies_is_the_frame():
     frame = np.full((40, 60, 3), 90, np.uint8)
     text = render(frame, [], main=None, focal=100.0, faces=np.zeros((1, 3), int))
-    drawn = cv2.imdecode(np.frombuffer(base64.b64decode(text), np.uint8), cv2.IMREAD_COLOR)
+    drawn = decode_uri(text)
     assert np.abs(drawn.astype(int) - 90).max() <= 2

@@ -18,6 +18,7 @@ class RecordingTracker:
 
     def __init__(self, fail_on: int | None = None) -> None:
         self.seen: list[int | str] = []
+        self.late: list[int] = []
         self.fail_on = fail_on
 
     def update(self, detections, frame_index, *, image_size=None):
@@ -25,6 +26,11 @@ class RecordingTracker:
         self.seen.append(frame_index)
         if frame_index == self.fail_on:
             raise RuntimeError("tracker failure")
+        return self.associate(detections, frame_index, late=False)
+
+    def associate(self, detections, frame_index, *, late=True):
+        if late:
+            self.late.append(frame_index)
         return [
             TrackOutput(
                 track_id=i + 1, state=TrackState.CONFIRMED, detected=True, box=d.box,
@@ -128,9 +134,10 @@ def test_frame_ahead_waits_then_skips_frames_that_never_arrive():
     step = post(session, 3)
     assert WAIT_S <= time.monotonic() - start < WAIT_S + 1.0
     assert step.tracked and step.skipped == 2 and tracker.seen == [0, 3]
-    late = post(session, 1)  # arrives after it was given up: answered without the tracker
+    late = post(session, 1)  # arrives after it was given up: associated, read-only
     assert not late.tracked and late.main_track_id == 1 and late.main_box is not None
-    assert tracker.seen == [0, 3]
+    assert [o.track_id for o in late.outputs] == [1]
+    assert tracker.seen == [0, 3] and tracker.late == [1]
     assert post(session, 4).tracked
 
 
@@ -185,6 +192,21 @@ def test_a_lower_number_alone_is_no_new_video():
     assert not repeat.tracked and time.monotonic() - start >= WAIT_S
     assert "reset" not in tracker.seen
     assert post(session, 6).tracked and tracker.seen == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_a_late_frame_of_an_ended_video_is_not_associated_with_the_new_ones_tracks():
+    tracker = RecordingTracker()
+    session = make_session(tracker, wait_s=5.0)
+    for n in range(4):
+        post(session, n)
+    ticket = session.begin(2)  # a repeated number, held in case a new video starts
+    post(session, 0)  # it does: frame 0 after later frames
+    late = session.track(ticket, DETECTIONS, IMAGE_SIZE)
+    assert late.tracked and tracker.seen == [0, 1, 2, 3, "reset", 0, 2]  # it joined the new one
+    stale = session.begin(9)
+    post(session, 0)  # another new video while frame 9 of the last one is in flight
+    old = session.track(stale, DETECTIONS, IMAGE_SIZE)
+    assert not old.tracked and old.outputs == [] and 9 not in tracker.late
 
 
 def test_frame_zero_after_later_frames_starts_a_new_video():

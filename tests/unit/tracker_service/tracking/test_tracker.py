@@ -332,3 +332,58 @@ def test_no_identity_switch_when_people_cross_and_one_is_occluded(seed):
 def test_boxes_alone_lose_the_walker_that_turned_while_hidden():
     identities, _ = run_walkers(0, boxes_only=True)
     assert len(identities[1]) > 1  # the 3D cues, not the boxes, carried its identity above
+
+
+# --- late frames: read-only association --------------------------------------------------------
+
+
+def test_late_frames_are_associated_to_their_tracks_without_changing_them():
+    rng = np.random.default_rng(0)
+    walkers = make_walkers(rng, 81)
+    frames = [[observe(rng, w, t) for w in walkers] for t in range(81)]
+    late = (30, 52, 71)  # arrive after frame 79 was tracked: up to 49 frames back
+    tracker, twin = PhalpTracker(), PhalpTracker()
+    for t in range(80):
+        if t not in late:
+            outputs = tracker.update(frames[t], t, image_size=SIZE)
+            twin.update(frames[t], t, image_size=SIZE)
+    identity = {o.detection_index: o.track_id for o in outputs}
+    assert len(set(identity.values())) == 4
+
+    for t in late:
+        associated = tracker.associate(frames[t], t)
+        assert all(o.detected for o in associated)
+        assert {o.detection_index: o.track_id for o in associated} == identity, t
+    (alone,) = [o for o in tracker.associate(frames[30][:1], 30) if o.detected]
+    assert alone.track_id == identity[0]
+    predicted = [o for o in tracker.associate(frames[30][:1], 30) if not o.detected]
+    assert len(predicted) == 3 and all(o.frames_since_seen == 49 for o in predicted)
+    assert all(0.0 < o.confidence <= 1.0 and o.pose is not None for o in predicted)
+
+    after, untouched = (
+        trk.update(frames[80], 80, image_size=SIZE) for trk in (tracker, twin)
+    )
+    assert [(o.track_id, o.hits, o.detection_index) for o in after] == [
+        (o.track_id, o.hits, o.detection_index) for o in untouched
+    ]
+    np.testing.assert_array_equal([o.box for o in after], [o.box for o in untouched])
+
+
+def test_association_before_any_track_is_empty():
+    tracker = PhalpTracker()
+    assert tracker.associate([Detection(box=box_at(300), score=0.9)], 5) == []
+    tracker.update([Detection(box=box_at(300), score=0.9)], 6, image_size=SIZE)
+    (out,) = tracker.associate([Detection(box=box_at(302), score=0.9)], 5)
+    assert out.track_id == 1 and out.detected and out.age == 1 and out.hits == 1
+
+
+def test_a_late_frame_of_a_track_that_has_ended_keeps_its_identity():
+    tracker = PhalpTracker()
+    tracker.update([Detection(box=box_at(300), score=0.9)], 0, image_size=SIZE)
+    tracker.update([Detection(box=box_at(304), score=0.9)], 1)
+    assert tracker.update([], 40) == []  # tentative, missed after a gap: deleted
+    (late,) = tracker.associate([Detection(box=box_at(308), score=0.9)], 2)
+    assert late.track_id == 1 and late.detected and late.state is TrackState.DELETED
+    assert tracker.associate([], 2) == []  # an ended track is never predicted
+    (new,) = tracker.update([Detection(box=box_at(600), score=0.9)], 41)
+    assert new.track_id == 2

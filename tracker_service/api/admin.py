@@ -1,0 +1,67 @@
+"""``GET``/``POST /warmup`` and ``POST /reload``: the backend's admin routes proxy them."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from tracker_service.admin import warm_up
+from tracker_service.api.health import legacy_models
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.route("/warmup", methods=["GET", "POST"])
+def warmup() -> tuple[Response, int]:
+    """Wait (bounded) for the models, run one frame through them; 200 ready, else 503.
+
+    The answer: ``status`` (``ready`` or ``warming_up``), ``message`` in words, ``models``
+    (the legacy names, as ``/health``), ``device``, ``steps_ms`` (wait, detect, hmr2, smpl)
+    and ``error`` (null when ready).
+    """
+    service = current_app.extensions["tracker"]
+    result = warm_up(service.models, service.settings.warmup_timeout_s)
+    service.readiness.invalidate()
+    status = service.readiness.get()
+    message = (
+        "Triton and every model are ready; one 640x360 frame ran through the person "
+        "detector, HMR2 and the body model"
+        if result.ready
+        else result.error
+    )
+    body = jsonify(
+        status="ready" if result.ready else "warming_up",
+        message=message,
+        models=legacy_models(result.readiness, service.models.names),
+        device=status.device,
+        steps_ms=result.steps_ms,
+        error=result.error or None,
+    )
+    return body, 200 if result.ready else 503
+
+
+@bp.post("/reload")
+def reload() -> tuple[Response, int]:
+    """Reload the served models from Triton's repository; sessions and tracks survive.
+
+    200 with what was reloaded when it ends within ``TRACKER_RELOAD_WAIT_S``; 202 while it
+    runs on (its progress is in ``/health``'s ``reload``); 503 when Triton refused or failed.
+    """
+    service = current_app.extensions["tracker"]
+    progress = service.reloader.reload(service.settings.reload_wait_s)
+    if progress.state == "done":
+        status, code = "reloaded", 200
+        message = f"reloaded {', '.join(progress.models)} from the model repository"
+    elif progress.state == "reloading":
+        status, code = "reloading", 202
+        message = "the reload goes on; GET /health reports its progress"
+    else:
+        status, code = "error", 503
+        message = f"the reload failed: {progress.error}"
+    body = jsonify(
+        status=status,
+        message=message,
+        reload=progress.to_json(),
+        sessions=len(service.sessions),
+        error=None if code < 300 else message,
+    )
+    return body, code
