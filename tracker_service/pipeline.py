@@ -180,9 +180,9 @@ class FramePipeline:
     ) -> list[Body]:
         """Return the body of every tracked person, in the order of ``outputs``.
 
-        Detected people keep HMR2's body; predicted people (those with an extrapolated pose
-        and camera) get theirs from one ``smpl`` request. Predicted outputs without pose or
-        camera are left out.
+        Detected people keep HMR2's body; the others (predicted, interpolated, or smoothed
+        by a temporal filter: a pose that is not the detection's own) get theirs from one
+        ``smpl`` request. Such outputs without pose or camera are left out.
 
         Args:
             analysis: The frame's analysis.
@@ -192,7 +192,7 @@ class FramePipeline:
         """
         predicted = [
             o for o in outputs
-            if not o.detected and o.pose is not None and o.camera is not None
+            if not _own_pose(o) and o.pose is not None and o.camera is not None
         ]  # fmt: skip
         meshes: dict[int, Body] = {}
         if predicted:
@@ -210,7 +210,7 @@ class FramePipeline:
             for i, o in enumerate(predicted):
                 meshes[o.track_id] = Body(
                     track_id=o.track_id,
-                    detected=False,
+                    detected=o.detected,
                     box=o.box,
                     confidence=o.confidence,
                     camera=o.camera,
@@ -220,11 +220,16 @@ class FramePipeline:
                 )
         bodies = []
         for o in outputs:
-            if o.detected and o.detection_index is not None:
+            if _own_pose(o):
                 bodies.append(analysis.body(o.detection_index, o.track_id))
             elif o.track_id in meshes:
                 bodies.append(meshes[o.track_id])
         return bodies
+
+
+def _own_pose(output: TrackOutput) -> bool:
+    """Whether the output's body is its detection's own, as HMR2 found it."""
+    return output.detected and not output.smoothed and output.detection_index is not None
 
 
 def _rows(result: HMR2Result, keep: np.ndarray) -> HMR2Result:

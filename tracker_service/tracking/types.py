@@ -156,6 +156,10 @@ class TrackOutput:
         hits: Number of detections matched to this track so far.
         age: Frames since the track started, counting its first frame (1 when new).
         frames_since_seen: Frames since the last matched detection (0 when detected).
+        interpolated: True when the offline pass filled this frame between two
+            observations of the track (then ``detected`` is False).
+        smoothed: True when a temporal filter changed the body (pose, camera, box) from
+            the raw observation or prediction.
 
     """
 
@@ -171,3 +175,5 @@ class TrackOutput:
     hits: int
     age: int
     frames_since_seen: int
+    interpolated: bool = False
+    smoothed: bool = False
