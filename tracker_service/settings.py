@@ -88,6 +88,30 @@ class Settings:
     model_version: str = _setting(
         "hmr2-phalp-1", "answered as `model_version`: names the model set being served"
     )
+    job_database: str = _setting(
+        "data/jobs.sqlite", "SQLite file of the whole-video job records (a volume in compose)"
+    )
+    job_data_dir: str = _setting(
+        "data/jobs", "folder of the jobs' uploads, results and overlay videos (a volume)"
+    )
+    job_workers: int = _setting(1, "videos processed at once (1: one GPU)")
+    job_queue_max: int = _setting(16, "jobs waiting at most; a submission beyond is a 429")
+    job_frames_in_flight: int = _setting(
+        8, "frames of a job analysed at once, so that Triton batches them together"
+    )
+    job_max_bytes: int = _setting(512 * 2**20, "largest video upload, in bytes (413 beyond)")
+    job_max_frames: int = _setting(9000, "most frames a video may have (413 beyond)")
+    job_max_duration_s: float = _setting(600.0, "longest video, in seconds (413 beyond)")
+    job_retention_s: float = _setting(
+        7 * 24 * 3600.0, "a finished job is deleted (record and files) this long after it ends"
+    )
+    job_disk_budget_bytes: int = _setting(
+        20 * 2**30, "the oldest finished jobs are deleted while the data folder is over this"
+    )
+    job_log_every: int = _setting(25, "a job logs its progress every this many frames")
+    video_folder: str = _setting(
+        "", "the only folder `POST /pose/video` reads `video_path` from; empty: off (400)"
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -102,7 +126,9 @@ class Settings:
         positive = (
             "port", "threads", "triton_timeout_s", "min_box_px", "max_age", "n_init",
             "max_sessions", "session_idle_s", "new_video_idle_s", "max_body_bytes",
-            "max_image_pixels",
+            "max_image_pixels", "job_workers", "job_queue_max", "job_frames_in_flight",
+            "job_max_bytes", "job_max_frames", "job_max_duration_s", "job_retention_s",
+            "job_disk_budget_bytes", "job_log_every",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -121,9 +147,16 @@ class Settings:
             )
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {LOG_LEVELS}, got {self.log_level!r}")
-        for name in ("host", "triton_url", "detector_model", "hmr2_model", "smpl_model"):
+        names = ("host", "triton_url", "detector_model", "hmr2_model", "smpl_model",
+                 "job_database", "job_data_dir")  # fmt: skip
+        for name in names:
             if not getattr(self, name):
                 raise ValueError(f"{name} must not be empty")
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body of any endpoint (a frame or a video upload)."""
+        return max(self.max_body_bytes, self.job_max_bytes)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
