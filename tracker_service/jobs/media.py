@@ -97,7 +97,8 @@ def probe(path: Path, *, max_frames: int, max_duration_s: float) -> VideoInfo:
     try:
         if not capture.isOpened():
             raise UnprocessableVideo(
-                f"the {container} video cannot be opened: it is truncated or damaged"
+                f"the {container} video cannot be opened: it has no frames, or is truncated "
+                "or damaged"
             )
         ok, frame = capture.read()
         if not ok or frame is None:
