@@ -5,8 +5,9 @@ service), posts the frames of ``../shared/media/vtest.avi`` (pedestrians) and
 ``../shared/media/runner.mp4`` (one runner, hidden in a burst of frames to show what the
 tracker predicts), one request per frame as the backend does, and prints what was answered:
 per frame the people detected and tracked and where the answered body came from, then frames
-answered, detected vs predicted, identities and time per frame. Without ``../shared`` it makes
-a clip itself.
+answered, detected vs predicted, identities and time per frame. Then it submits the runner
+clip as one whole-video job (``POST /process_video_async``) and prints its progress, as
+polled, and its summary. Without ``../shared`` it makes a clip itself.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import cv2
 import numpy as np
 
 from scripts.media import read_frames, walking_clip
-from scripts.serve import local_stack
+from scripts.serve import BUILD, local_stack
+from scripts.video_client import poll, upload, write_video
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -56,8 +58,10 @@ def hide(frame: np.ndarray, box: Sequence[float]) -> None:
 def run_clip(url: str, name: str, frames: list[np.ndarray], hidden: range) -> None:
     """Post a clip's frames in order, hiding the main subject in ``hidden`` frames."""
     session = Path(name).stem
-    print(f"\n{name}: {len(frames)} frames, session {session!r}"
-          + (f", main subject hidden in frames {hidden.start}-{hidden.stop - 1}" if hidden else ""))
+    print(
+        f"\n{name}: {len(frames)} frames, session {session!r}"
+        + (f", main subject hidden in frames {hidden.start}-{hidden.stop - 1}" if hidden else "")
+    )
     sources, identities, times, last_box = Counter(), Counter(), [], None
     for number, frame in enumerate(frames):
         if number in hidden and last_box is not None:
@@ -74,8 +78,11 @@ def run_clip(url: str, name: str, frames: list[np.ndarray], hidden: range) -> No
         detected = sum(t["pose_source"] == "detected" for t in tracks)
         print(
             f"  frame {number:3d}: {detected} detected, {len(tracks)} tracked | main subject "
-            + (f"#{answer['track_id']} {source}, confidence {answer['tracking_confidence']:.2f}"
-               if answer["has_3d"] else "none yet")
+            + (
+                f"#{answer['track_id']} {source}, confidence {answer['tracking_confidence']:.2f}"
+                if answer["has_3d"]
+                else "none yet"
+            )
             + f" | {1000 * times[-1]:.0f} ms"
         )
     print(
@@ -83,6 +90,38 @@ def run_clip(url: str, name: str, frames: list[np.ndarray], hidden: range) -> No
         f"{sources['predicted']} predicted, {sources['none']} without a body; "
         f"{len(identities)} identities; {1000 * np.mean(times):.0f} ms per frame "
         f"(p50 {1000 * np.median(times):.0f} ms)"
+    )
+
+
+def run_job(url: str, name: str, frames: list[np.ndarray]) -> None:
+    """Submit a clip as one whole-video job, print its progress as polled, then its summary."""
+    video = write_video(BUILD / "demo_video.mp4", frames)
+    print(f"\n{name} as one video job ({len(frames)} frames, {video.stat().st_size} bytes): "
+          "POST /process_video_async")  # fmt: skip
+    status, accepted = upload(url, "/process_video_async", video.read_bytes())
+    print(f"  {status} {accepted}")
+    shown: set[tuple] = set()
+
+    def show(state: dict) -> None:
+        progress = state.get("progress") or {}
+        key = (state["status"], progress.get("stage"), progress.get("frames_done", 0) // 10)
+        if key not in shown:
+            shown.add(key)
+            print(f"  {state['status']}: {progress or ''}")
+
+    final = poll(url, accepted["job_id"], on_status=show)
+    if final["status"] != "complete":
+        print(f"  job ended in error: {final['error']}")
+        return
+    result = final["result"]
+    sources = Counter(f["poseSource"] for f in result["frames"])
+    print(
+        f"  complete in {final['processing_time']:.1f} s: {result['total_frames']} frames "
+        f"answered ({sources['detected']} detected, {sources['interpolated']} interpolated, "
+        f"{sources['predicted']} predicted), {result['identities']} identities, main subject "
+        f"#{result['main_person_id']}; overlay {result['output_codec']} "
+        f"{result['output_size_mb']:.1f} MB at {result['output_path']} "
+        f"(GET {url}/output/{accepted['job_id']}, GET {url}/frame/{accepted['job_id']}/0)"
     )
 
 
@@ -107,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Triton and the tracker service ready in {time.perf_counter() - start:.0f} s: {url}")
         for name, frames, hidden in clips:
             run_clip(url, name, frames, hidden)
+        name, frames, _ = clips[-1]
+        run_job(url, name, frames)
     return 0
 
 
