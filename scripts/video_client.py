@@ -92,14 +92,18 @@ def poll(
     job_id: str,
     *,
     path: str = "/job_status/",
+    query: str = "",
     every_s: float = 0.5,
     timeout_s: float = TIMEOUT_S,
     on_status: Callable[[dict[str, Any]], None] = lambda status: None,
 ) -> dict[str, Any]:
-    """Poll a job until it is ``complete`` or ``error``; return the last status body."""
+    """Poll a job until it is ``complete`` or ``error``; return the last status body.
+
+    ``query`` is added to each status request (``"?frames=0"``: the result's summary only).
+    """
     deadline = time.monotonic() + timeout_s
     while True:
-        status, body = get_json(url, path + job_id)
+        status, body = get_json(url, path + job_id + query)
         if status != 200:
             raise RuntimeError(f"{path}{job_id} answered {status}: {body}")
         on_status(body)

@@ -55,7 +55,11 @@ def process_video() -> Response:
 @bp.get("/job_status/<job_id>")
 @bp.get("/pose/video/status/<job_id>")
 def job_status(job_id: str) -> Response:
-    """The job's state, 200 in every state; the result once complete."""
+    """The job's state, 200 in every state; the result once complete.
+
+    ``?frames=0`` answers the result without ``frames`` and ``pose_timeline`` (a client that
+    polls often, or reads the frames from ``/frame``).
+    """
     engine = _engine()
     record = engine.get(job_id)
     body: dict[str, Any] = {
@@ -73,7 +77,8 @@ def job_status(job_id: str) -> Response:
     else:
         output = str(engine.overlay_path(job_id))
         body |= {"output_path": output, "processing_time": _processing_time(record)}
-        return _with_result(body, "result", engine.result_path(job_id))
+        frames = request.args.get("frames", "1") != "0"  # ?frames=0: the summary keys only
+        return _with_result(body, "result", engine.result_path(job_id, frames=frames))
     return jsonify(body)
 
 

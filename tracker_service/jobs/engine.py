@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import cv2
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -50,7 +51,13 @@ from tracker_service.errors import (
     UnprocessableVideo,
 )
 from tracker_service.jobs import media
-from tracker_service.jobs.result import ResultWriter, evenly_spaced, faces_fragment, frame_entry
+from tracker_service.jobs.result import (
+    ResultWriter,
+    evenly_spaced,
+    faces_fragment,
+    frame_entry,
+    summary_path,
+)
 from tracker_service.jobs.store import COMPLETE, ERROR, PROCESSING, QUEUED, JobRecord, JobStore
 from tracker_service.legacy import FrameInfo
 from tracker_service.metrics import Stopwatch
@@ -281,9 +288,10 @@ class JobEngine:
             event.wait(timeout_s)
         return self.get(job_id)
 
-    def result_path(self, job_id: str) -> Path:
-        """The result file of a job."""
-        return self._folder / job_id / RESULT
+    def result_path(self, job_id: str, *, frames: bool = True) -> Path:
+        """The result file of a job, or (``frames=False``) its summary keys alone."""
+        path = self._folder / job_id / RESULT
+        return path if frames else summary_path(path)
 
     def overlay_path(self, job_id: str) -> Path:
         """The overlay video of a job (absolute: ``output_path``)."""
@@ -619,6 +627,4 @@ def _files(folder: Path) -> Iterator[Path]:
 
 def _fit(canvas: np.ndarray, width: int, height: int) -> np.ndarray:
     """A frame whose size differs from the video's first (rare, but MP4 allows it)."""
-    import cv2
-
     return cv2.resize(canvas, (width, height))

@@ -119,6 +119,11 @@ def evenly_spaced(total: int, wanted: int | None) -> list[int]:
     return sorted({round(i * (total - 1) / max(wanted - 1, 1)) for i in range(wanted)})
 
 
+def summary_path(result: Path) -> Path:
+    """The file of a result's summary keys alone (without ``frames`` and ``pose_timeline``)."""
+    return result.with_suffix(".summary.json")
+
+
 class ResultWriter:
     """Writes a result file: the frames, the timeline (frames with images), then the rest.
 
@@ -153,7 +158,11 @@ class ResultWriter:
         self.count += 1
 
     def finish(self, summary: dict[str, Any]) -> None:
-        """Join the parts and the summary keys into the result file, and remove the parts."""
+        """Join the parts and the summary keys into the result file, and remove the parts.
+
+        The summary keys are also written alone, to :func:`summary_path`.
+        """
+        summary_path(self.path).write_bytes(orjson.dumps(summary, option=_OPTIONS))
         for file in self._files:
             file.close()
         partial = self.path.with_suffix(".part")
