@@ -58,10 +58,8 @@ def hide(frame: np.ndarray, box: Sequence[float]) -> None:
 def run_clip(url: str, name: str, frames: list[np.ndarray], hidden: range) -> None:
     """Post a clip's frames in order, hiding the main subject in ``hidden`` frames."""
     session = Path(name).stem
-    print(
-        f"\n{name}: {len(frames)} frames, session {session!r}"
-        + (f", main subject hidden in frames {hidden.start}-{hidden.stop - 1}" if hidden else "")
-    )
+    print(f"\n{name}: {len(frames)} frames, session {session!r}"
+          + (f", main subject hidden in frames {hidden.start}-{hidden.stop - 1}" if hidden else ""))
     sources, identities, times, last_box = Counter(), Counter(), [], None
     for number, frame in enumerate(frames):
         if number in hidden and last_box is not None:
@@ -78,11 +76,8 @@ def run_clip(url: str, name: str, frames: list[np.ndarray], hidden: range) -> No
         detected = sum(t["pose_source"] == "detected" for t in tracks)
         print(
             f"  frame {number:3d}: {detected} detected, {len(tracks)} tracked | main subject "
-            + (
-                f"#{answer['track_id']} {source}, confidence {answer['tracking_confidence']:.2f}"
-                if answer["has_3d"]
-                else "none yet"
-            )
+            + (f"#{answer['track_id']} {source}, confidence {answer['tracking_confidence']:.2f}"
+               if answer["has_3d"] else "none yet")
             + f" | {1000 * times[-1]:.0f} ms"
         )
     print(
