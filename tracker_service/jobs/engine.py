@@ -24,7 +24,6 @@ A run (:meth:`JobEngine._process`):
 
 from __future__ import annotations
 
-import base64
 import logging
 import shutil
 import threading
@@ -34,8 +33,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import cv2
 import numpy as np
@@ -70,6 +70,7 @@ from tracker_service.tracking import PhalpTracker, TrackerConfig, TrackOutput
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Refine = Callable[[list[list[TrackOutput]]], list[list[TrackOutput]]]
 #: File names in a job's folder.
 RESULT, OVERLAY, UPLOAD = "result.json", "overlay.mp4", "upload"
@@ -483,36 +484,17 @@ class JobEngine:
         tracker = PhalpTracker(self._tracker_config)
         analyses: list[FrameAnalysis] = []
         outputs: list[list[TrackOutput]] = []
-        in_flight: deque[Future[FrameAnalysis]] = deque()
-
-        def track_next() -> None:
-            analysis = in_flight.popleft().result()
-            index = len(analyses)
+        calls = (
+            partial(self._pipeline.analyze, frame, Stopwatch())
+            for frame in self._frames(path, progress)
+        )
+        for index, analysis in enumerate(self._in_order(calls, job_id)):
             analyses.append(analysis)
             outputs.append(
                 tracker.update(analysis.detections(), index, image_size=analysis.image_size)
             )
-            progress.frames_done = index + 1
             self.metrics.frames.inc()
-            if progress.frames_done % self.settings.job_log_every == 0:
-                log.info("Job %s: %s", job_id, progress.report())
-
-        with ThreadPoolExecutor(self.settings.job_frames_in_flight, f"job-{job_id[:8]}") as pool:
-            try:
-                for index, frame in enumerate(media.read_frames(path)):
-                    self._check(progress)
-                    if index >= self.settings.job_max_frames:
-                        raise PayloadTooLarge(
-                            f"the video has more than {self.settings.job_max_frames} frames"
-                        )
-                    in_flight.append(pool.submit(self._pipeline.analyze, frame, Stopwatch()))
-                    if len(in_flight) >= self.settings.job_frames_in_flight:
-                        track_next()
-                while in_flight:
-                    track_next()
-            finally:
-                for future in in_flight:
-                    future.cancel()
+            self._advance(job_id, progress, index)
         if not analyses:
             raise UnprocessableVideo("no frame of the video decodes")
         if len(analyses) < progress.frames_total:
@@ -534,48 +516,110 @@ class JobEngine:
         writer: ResultWriter,
         progress: Progress,
     ) -> list[dict[str, Any]]:
-        """Write the overlay video and the answered frames; return ``frame_acceptance``."""
-        wanted = set(selected)
+        """Write the overlay video and the answered frames; return ``frame_acceptance``.
+
+        Frames are drawn and serialised ``job_frames_in_flight`` at a time (the ``smpl``
+        requests of predicted bodies overlap), and written in order.
+        """
+        positions = {index: k for k, index in enumerate(selected)}
         acceptance = []
+        frames = self._frames(Path(record.video), progress)
+        calls = (
+            partial(
+                self._render_frame,
+                record.job_id,
+                info,
+                frame,
+                analyses[index],
+                refined[index],
+                main_id,
+                positions.get(index),
+                index,
+            )  # fmt: skip
+            for index, frame in zip(range(len(analyses)), frames, strict=False)
+        )
         video = media.open_writer(
             self.overlay_path(record.job_id), self._overlay_codec()[0], info.fps,
             (info.width, info.height),
         )  # fmt: skip
         try:
-            for index, frame in zip(
-                range(len(analyses)), media.read_frames(Path(record.video)), strict=False
-            ):
-                self._check(progress)
-                analysis, outputs = analyses[index], refined[index]
-                bodies = self._pipeline.bodies(analysis, outputs, Stopwatch())
-                ids = [body.track_id for body in bodies]
-                chosen = select_main(outputs, main_id)
-                main = ids.index(chosen) if chosen in ids else None
-                canvas = draw(frame, bodies, main, analysis.focal, self._faces)
-                if canvas.shape[:2] != (info.height, info.width):
-                    canvas = _fit(canvas, info.width, info.height)
+            for index, (canvas, answered) in enumerate(self._in_order(calls, record.job_id)):
                 video.write(canvas)
-                if index in wanted:
-                    frame_info = FrameInfo(
-                        frame_number=index, width=analysis.width, height=analysis.height,
-                        focal=analysis.focal, session_id=record.job_id,
-                        model_version=self.settings.model_version, tracked=True,
-                    )  # fmt: skip
-                    entry = frame_entry(
-                        frame_info, result_index=writer.count, timestamp=index / info.fps,
-                        bodies=bodies, main=main, outputs=outputs, faces=self._faces_json,
-                    )  # fmt: skip
-                    acceptance.append({
-                        "frame_index": writer.count, "has_mesh": main is not None,
-                        "original_frame_number": index, "timestamp": entry["timestamp"],
-                    })  # fmt: skip
-                    writer.add(entry, base64.b64encode(encode_jpeg(canvas)))
-                progress.frames_done = index + 1
-                if progress.frames_done % self.settings.job_log_every == 0:
-                    log.info("Job %s: %s", record.job_id, progress.report())
+                if answered is not None:
+                    accepted, encoded = answered
+                    acceptance.append(accepted)
+                    writer.add(encoded)
+                self._advance(record.job_id, progress, index)
         finally:
             video.release()
         return acceptance
+
+    def _render_frame(
+        self,
+        job_id: str,
+        info: media.VideoInfo,
+        frame: np.ndarray,
+        analysis: FrameAnalysis,
+        outputs: list[TrackOutput],
+        main_id: int | None,
+        position: int | None,
+        index: int,
+    ) -> tuple[np.ndarray, tuple[dict[str, Any], tuple[bytes, bytes]] | None]:
+        """One frame's overlay, and (when answered) its acceptance entry and serialised object."""
+        bodies = self._pipeline.bodies(analysis, outputs, Stopwatch())
+        ids = [body.track_id for body in bodies]
+        chosen = select_main(outputs, main_id)
+        main = ids.index(chosen) if chosen in ids else None
+        canvas = draw(frame, bodies, main, analysis.focal, self._faces)
+        if canvas.shape[:2] != (info.height, info.width):
+            canvas = cv2.resize(canvas, (info.width, info.height))  # MP4 allows size changes
+        if position is None:
+            return canvas, None
+        frame_info = FrameInfo(
+            frame_number=index, width=analysis.width, height=analysis.height,
+            focal=analysis.focal, session_id=job_id, model_version=self.settings.model_version,
+            tracked=True,
+        )  # fmt: skip
+        entry = frame_entry(
+            frame_info, result_index=position, timestamp=index / info.fps, bodies=bodies,
+            main=main, outputs=outputs, faces=self._faces_json,
+        )  # fmt: skip
+        accepted = {
+            "frame_index": position, "has_mesh": main is not None,
+            "original_frame_number": index, "timestamp": entry["timestamp"],
+        }  # fmt: skip
+        return canvas, (accepted, ResultWriter.encode(entry, encode_jpeg(canvas)))
+
+    def _frames(self, path: Path, progress: Progress) -> Iterator[np.ndarray]:
+        """The video's frames in order, checking for cancellation and the frame limit."""
+        for index, frame in enumerate(media.read_frames(path)):
+            self._check(progress)
+            if index >= self.settings.job_max_frames:
+                raise PayloadTooLarge(
+                    f"the video has more than {self.settings.job_max_frames} frames"
+                )
+            yield frame
+
+    def _in_order(self, calls: Iterator[Callable[[], T]], job_id: str) -> Iterator[T]:
+        """Run the calls ``job_frames_in_flight`` at a time; yield their results in order."""
+        limit = self.settings.job_frames_in_flight
+        pending: deque[Future[T]] = deque()
+        with ThreadPoolExecutor(limit, f"job-{job_id[:8]}") as pool:
+            try:
+                for call in calls:
+                    pending.append(pool.submit(call))
+                    if len(pending) >= limit:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _advance(self, job_id: str, progress: Progress, index: int) -> None:
+        progress.frames_done = index + 1
+        if progress.frames_done % self.settings.job_log_every == 0:
+            log.info("Job %s: %s", job_id, progress.report())
 
     def _overlay_codec(self) -> tuple[str, str]:
         if self._codec is None:
@@ -618,13 +662,4 @@ def _copy_bounded(stream: BinaryIO, out: BinaryIO, limit: int) -> int:
 
 
 def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in _files(folder))
-
-
-def _files(folder: Path) -> Iterator[Path]:
-    return (p for p in folder.rglob("*") if p.is_file())
-
-
-def _fit(canvas: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A frame whose size differs from the video's first (rare, but MP4 allows it)."""
-    return cv2.resize(canvas, (width, height))
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

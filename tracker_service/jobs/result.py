@@ -9,6 +9,7 @@ result file, so that a long video's result never sits in memory.
 
 from __future__ import annotations
 
+import base64
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,23 +139,23 @@ class ResultWriter:
         self._files = [part.open("wb") for part in self._parts]
         self.count = 0
 
-    def add(self, entry: dict[str, Any], image_jpeg_base64: bytes) -> None:
-        """Append one per-frame object and its ``pose_timeline`` twin with the overlay image.
+    @staticmethod
+    def encode(entry: dict[str, Any], image_jpeg: bytes) -> tuple[bytes, bytes]:
+        """Serialise one per-frame object, and its ``pose_timeline`` twin with the image.
 
         The twin leaves out ``persons`` (additive, and in ``frames`` already): a mesh costs
-        about 0.4 MB of JSON.
+        about 0.4 MB of JSON. Safe to call from several threads.
         """
+        frame = orjson.dumps(entry, option=_OPTIONS)
+        twin = orjson.dumps({k: v for k, v in entry.items() if k != "persons"}, option=_OPTIONS)
+        image = b',"imageBase64":"data:image/jpeg;base64,' + base64.b64encode(image_jpeg) + b'"}'
+        return frame, twin[:-1] + image
+
+    def add(self, encoded: tuple[bytes, bytes]) -> None:
+        """Append one frame, as :meth:`encode` serialised it (frames in result order)."""
         separator = b"," if self.count else b""
-        frames, timeline = self._files
-        frames.write(separator + orjson.dumps(entry, option=_OPTIONS))
-        data = orjson.dumps({k: v for k, v in entry.items() if k != "persons"}, option=_OPTIONS)
-        timeline.write(
-            separator
-            + data[:-1]
-            + b',"imageBase64":"data:image/jpeg;base64,'
-            + image_jpeg_base64
-            + b'"}'
-        )
+        for file, data in zip(self._files, encoded, strict=True):
+            file.write(separator + data)
         self.count += 1
 
     def finish(self, summary: dict[str, Any]) -> None:
