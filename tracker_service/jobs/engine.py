@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 RESULT, OVERLAY, UPLOAD = "result.json", "overlay.mp4", "upload"
 #: Runs a job may start; one cut off by this many restarts ends in ``error``.
 MAX_ATTEMPTS = 2
+#: How often an idle worker deletes the jobs past their retention, at most.
+_SWEEP_S = 60.0
 _JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 
 
@@ -278,14 +280,19 @@ class JobEngine:
         self._sweep()
 
     def _work(self) -> None:
+        """Run the queue's jobs in order; sweep old jobs after each, and when idle."""
         while True:
             with self._lock:
-                while not self._waiting and not self._stop.is_set():
-                    self._lock.wait()
+                if not self._waiting and not self._stop.is_set():
+                    self._lock.wait(timeout=min(self.settings.job_retention_s, _SWEEP_S))
                 if self._stop.is_set():
                     return
-                job_id = self._waiting.popleft()
-                progress = self._running[job_id] = Progress(stop=self._stop)
+                job_id = self._waiting.popleft() if self._waiting else None
+                if job_id is not None:
+                    progress = self._running[job_id] = Progress(stop=self._stop)
+            if job_id is None:
+                self._sweep()
+                continue
             try:
                 self._run(job_id, progress)
             finally:
