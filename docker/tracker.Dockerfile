@@ -21,6 +21,8 @@ COPY requirements/service.txt requirements/service.txt
 RUN pip install --no-cache-dir -r requirements/service.txt
 
 COPY tracker_service/ tracker_service/
+# The jobs' data folder (the tracker_data volume): the service's user writes it.
+RUN mkdir -p /app/data && chown 10001:10001 /app/data
 
 USER 10001:10001
 

@@ -5,8 +5,9 @@ service), posts the frames of ``../shared/media/vtest.avi`` (pedestrians) and
 ``../shared/media/runner.mp4`` (one runner, hidden in a burst of frames to show what the
 tracker predicts), one request per frame as the backend does, and prints what was answered:
 per frame the people detected and tracked and where the answered body came from, then frames
-answered, detected vs predicted, identities and time per frame. Without ``../shared`` it makes
-a clip itself.
+answered, detected vs predicted, identities and time per frame. Then it submits the runner
+clip as one whole-video job (``POST /process_video_async``) and prints its progress, as
+polled, and its summary. Without ``../shared`` it makes a clip itself.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from scripts.video_client import poll, upload, write_video
 from tracker_tools.client import ServiceClient
 from tracker_tools.media import SHARED_MEDIA, encode_image, read_frames, walking_clip
-from tracker_tools.stack import StackError, local_stack
+from tracker_tools.stack import BUILD, StackError, local_stack
 
 #: Full-size HMR2 takes about a second per person on a CPU: a frame may take minutes.
 TIMEOUT_S = 600.0
@@ -71,6 +73,38 @@ def run_clip(client: ServiceClient, name: str, frames: list[np.ndarray], hidden:
     )
 
 
+def run_job(url: str, name: str, frames: list[np.ndarray]) -> None:
+    """Submit a clip as one whole-video job, print its progress as polled, then its summary."""
+    video = write_video(BUILD / "demo_video.mp4", frames)
+    print(f"\n{name} as one video job ({len(frames)} frames, {video.stat().st_size} bytes): "
+          "POST /process_video_async")  # fmt: skip
+    status, accepted = upload(url, "/process_video_async", video.read_bytes())
+    print(f"  {status} {accepted}")
+    shown: set[tuple] = set()
+
+    def show(state: dict) -> None:
+        progress = state.get("progress") or {}
+        key = (state["status"], progress.get("stage"), progress.get("frames_done", 0) // 10)
+        if key not in shown:
+            shown.add(key)
+            print(f"  {state['status']}: {progress or ''}")
+
+    final = poll(url, accepted["job_id"], on_status=show)
+    if final["status"] != "complete":
+        print(f"  job ended in error: {final['error']}")
+        return
+    result = final["result"]
+    sources = Counter(f["poseSource"] for f in result["frames"])
+    print(
+        f"  complete in {final['processing_time']:.1f} s: {result['total_frames']} frames "
+        f"answered ({sources['detected']} detected, {sources['interpolated']} interpolated, "
+        f"{sources['predicted']} predicted), {result['identities']} identities, main subject "
+        f"#{result['main_person_id']}; overlay {result['output_codec']} "
+        f"{result['output_size_mb']:.1f} MB at {result['output_path']} "
+        f"(GET {url}/output/{accepted['job_id']}, GET {url}/frame/{accepted['job_id']}/0)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -95,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             client = ServiceClient(url, timeout_s=TIMEOUT_S)
             for name, frames, hidden in clips:
                 run_clip(client, name, frames, hidden)
+            name, frames, _ = clips[-1]
+            run_job(url, name, frames)
     except StackError as error:
         logging.getLogger(__name__).error("%s", error)
         return 1

@@ -31,7 +31,7 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         threads=settings.threads,
-        max_body_bytes=settings.max_body_bytes,
+        max_body_bytes=settings.max_request_bytes,
         grace_s=settings.shutdown_grace_s,
     )
 

@@ -49,3 +49,21 @@ class TooManySessions(ServiceError):
     """Every session slot is busy with a request in flight: none can be evicted."""
 
     status_code = 503
+
+
+class NotFound(ServiceError):
+    """The job, or the frame of a job, does not exist."""
+
+    status_code = 404
+
+
+class UnprocessableVideo(ServiceError):
+    """The upload is a video container, but no frame of it can be decoded."""
+
+    status_code = 422
+
+
+class QueueFull(ServiceError):
+    """Every place in the job queue is taken: the client should retry later."""
+
+    status_code = 429

@@ -156,9 +156,9 @@ class FramePipeline:
     ) -> list[Body]:
         """Return the body of every tracked person, in the order of ``outputs``.
 
-        Detected people keep HMR2's body unless smoothing changed it; predicted and
-        smoothed people (those with a pose and camera) get theirs from one ``smpl``
-        request. Predicted outputs without pose or camera are left out.
+        Detected people keep HMR2's body; the others (predicted, interpolated, or smoothed
+        by a temporal filter: a pose that is not the detection's own) get theirs from one
+        ``smpl`` request. Such outputs without pose or camera are left out.
 
         Args:
             analysis: The frame's analysis.
@@ -168,7 +168,7 @@ class FramePipeline:
         """
         remeshed = [
             (o, o.pose, o.camera) for o in outputs
-            if (o.smoothed or not o.detected) and o.pose is not None and o.camera is not None
+            if not _own_pose(o) and o.pose is not None and o.camera is not None
         ]  # fmt: skip
         meshes: dict[int, Body] = {}
         if remeshed:
@@ -202,6 +202,11 @@ class FramePipeline:
             elif o.detected and o.detection_index is not None:
                 bodies.append(analysis.body(o.detection_index, o.track_id))
         return bodies
+
+
+def _own_pose(output: TrackOutput) -> bool:
+    """Whether the output's body is its detection's own, as HMR2 found it."""
+    return output.detected and not output.smoothed and output.detection_index is not None
 
 
 def _rows(result: HMR2Result, keep: np.ndarray) -> HMR2Result:

@@ -34,6 +34,31 @@ def render(
     focal: float,
     faces: np.ndarray,
 ) -> str:
+    """Draw the bodies on a copy of the frame (see :func:`draw`).
+
+    Returns:
+        The drawing as a data URI, ``data:image/jpeg;base64,`` then the JPEG in base64.
+
+    """
+    jpeg = encode_jpeg(draw(frame_bgr, bodies, main, focal, faces))
+    return DATA_URI_PREFIX + base64.b64encode(jpeg).decode("ascii")
+
+
+def encode_jpeg(image_bgr: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) uint8 image as JPEG."""
+    ok, jpeg = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the image as JPEG")
+    return jpeg.tobytes()
+
+
+def draw(
+    frame_bgr: np.ndarray,
+    bodies: Sequence[Body],
+    main: int | None,
+    focal: float,
+    faces: np.ndarray,
+) -> np.ndarray:
     """Draw the bodies on a copy of the frame.
 
     Args:
@@ -44,7 +69,7 @@ def render(
         faces: (F, 3) mesh triangles.
 
     Returns:
-        The drawing as a data URI, ``data:image/jpeg;base64,`` then the JPEG in base64.
+        The drawing, (H, W, 3) uint8.
 
     """
     canvas = frame_bgr.copy()
@@ -68,7 +93,4 @@ def render(
             label += " (predicted)"
         x1, y1 = int(body.box[0]), max(int(body.box[1]) - 6, 12)
         cv2.putText(canvas, label, (x1, y1), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
-    ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-    if not ok:
-        raise RuntimeError("OpenCV could not encode the visualization as JPEG")
-    return DATA_URI_PREFIX + base64.b64encode(jpeg.tobytes()).decode("ascii")
+    return canvas

@@ -1,8 +1,8 @@
 """One frame end to end: decode, analyse, track in order, build the legacy answer.
 
 ``PoseService`` is the application's one object (``app.extensions["tracker"]``): it owns
-the Triton client, the session store, the readiness cache, the model reloader and the
-metrics.
+the Triton client, the session store, the readiness cache, the model reloader, the metrics
+and the whole-video job engine (``jobs``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tracker_service.decode import decode_frame
 from tracker_service.errors import ModelsUnavailable
 from tracker_service.geometry import box_iou
 from tracker_service.inference import TritonModels
+from tracker_service.jobs.engine import JobEngine
 from tracker_service.legacy import AnswerEncoder, FrameInfo, build_answer
 from tracker_service.metrics import ServiceMetrics, Stopwatch
 from tracker_service.pipeline import FrameAnalysis, FramePipeline
@@ -92,6 +93,10 @@ class PoseService:
             clock=clock,
         )
         self.metrics.watch_sessions(lambda: len(self.sessions), self.sessions.tracks_alive)
+        self.jobs = JobEngine(
+            settings, self._pipeline, self._tracker_config, self.readiness, faces,
+            self.metrics.registry,
+        )  # fmt: skip
 
     def _new_session(self, session_id: str) -> Session:
         phalp = PhalpTracker(self._tracker_config)
@@ -109,7 +114,8 @@ class PoseService:
         )
 
     def close(self) -> None:
-        """Close the Triton client."""
+        """Stop the job engine's workers, then close the Triton client."""
+        self.jobs.close()
         self.models.close()
 
     def answer(self, request: PoseRequest) -> bytes:

@@ -159,6 +159,42 @@ class Settings:
     model_version: str = _setting(
         "hmr2-phalp-1", "answered as `model_version`: names the model set being served"
     )
+    job_database: str = _setting(
+        "data/jobs.sqlite", "SQLite file of the whole-video job records (a volume in compose)",
+        NON_EMPTY,
+    )
+    job_data_dir: str = _setting(
+        "data/jobs", "folder of the jobs' uploads, results and overlay videos (a volume)",
+        NON_EMPTY,
+    )
+    job_workers: int = _setting(1, "videos processed at once (1: one GPU)", POSITIVE)
+    job_queue_max: int = _setting(
+        16, "jobs waiting at most; a submission beyond is a 429", POSITIVE
+    )
+    job_frames_in_flight: int = _setting(
+        8, "frames of a job analysed at once, so that Triton batches them together", POSITIVE
+    )
+    job_max_bytes: int = _setting(
+        512 * 2**20, "largest video upload, in bytes (413 beyond)", POSITIVE
+    )
+    job_max_frames: int = _setting(9000, "most frames a video may have (413 beyond)", POSITIVE)
+    job_max_duration_s: float = _setting(
+        600.0, "longest video, in seconds (413 beyond)", POSITIVE
+    )
+    job_retention_s: float = _setting(
+        7 * 24 * 3600.0, "a finished job is deleted (record and files) this long after it ends",
+        POSITIVE,
+    )
+    job_disk_budget_bytes: int = _setting(
+        20 * 2**30, "the oldest finished jobs are deleted while the data folder is over this",
+        POSITIVE,
+    )
+    job_log_every: int = _setting(
+        25, "a job logs its progress every this many frames", POSITIVE
+    )
+    video_folder: str = _setting(
+        "", "the only folder `POST /pose/video` reads `video_path` from; empty: off (400)"
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -175,6 +211,11 @@ class Settings:
             for check in f.metadata["checks"]:
                 if not check.holds(value):
                     raise ValueError(f"{f.name} must {check.words}, got {value!r}")
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body of any endpoint (a frame or a video upload)."""
+        return max(self.max_body_bytes, self.job_max_bytes)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

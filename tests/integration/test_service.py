@@ -49,7 +49,7 @@ class LiveService:
         self.app = create_app(settings)
         self.server = Server(
             self.app, host="127.0.0.1", port=0, threads=12,
-            max_body_bytes=settings.max_body_bytes, grace_s=30,
+            max_body_bytes=settings.max_request_bytes, grace_s=30,
         )
         self.url = f"http://127.0.0.1:{self.server.port}"
         self._thread = threading.Thread(target=self.server.serve, name="waitress-loop")

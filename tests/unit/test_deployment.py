@@ -269,11 +269,16 @@ def test_tracker_port_health_and_startup_order(resolved):
     assert [(p["target"], p["published"]) for p in tracker["ports"]] == [(port, str(port))]
     assert instruction(DOCKER / "tracker.Dockerfile", "EXPOSE") == [str(port)]
     assert tracker["depends_on"]["triton"]["condition"] == "service_healthy"
-    (mount,) = tracker["volumes"]
+    (mount,) = [v for v in tracker["volumes"] if v["type"] == "bind"]
+    (data,) = [v for v in tracker["volumes"] if v["type"] == "volume"]
     (workdir,) = instruction(DOCKER / "tracker.Dockerfile", "WORKDIR")
     assert mount["read_only"] is True
     assert Path(mount["source"]) == REPO / "model_repository"
     assert (Path(workdir) / Settings().smpl_faces).is_relative_to(mount["target"])
+    # The whole-video jobs' records and files live on a named volume.
+    assert not data.get("read_only")
+    for path in (Settings().job_database, Settings().job_data_dir):
+        assert (Path(workdir) / path).is_relative_to(data["target"])
 
 
 def _seconds(duration: str) -> float:

@@ -1,0 +1,106 @@
+"""The whole-video endpoints' request checks, without Triton (Triton unreachable)."""
+
+import io
+import socket
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tracker_service.app import create_app
+from tracker_service.settings import Settings
+
+
+def _clip(path: Path, count: int = 4) -> bytes:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
+    for _ in range(count):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    return path.read_bytes()
+
+
+@pytest.fixture
+def app(tmp_path):
+    faces = tmp_path / "faces.npy"
+    np.save(faces, np.zeros((13776, 3), np.int32))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(
+        Settings(
+            triton_url=f"127.0.0.1:{port}",
+            smpl_faces=str(faces),
+            job_database=str(tmp_path / "jobs.sqlite"),
+            job_data_dir=str(tmp_path / "jobs"),
+            job_max_bytes=100_000,
+        )  # fmt: skip
+    )
+    yield app
+    app.extensions["tracker"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def _upload(client, data: bytes | None, **form):
+    fields = dict(form)
+    if data is not None:
+        fields["video"] = (io.BytesIO(data), "video.mp4")
+    return client.post("/process_video_async", data=fields, content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize(
+    ("data", "form", "status", "words"),
+    [
+        (None, {}, 400, "'video' is missing"),
+        (b"", {}, 400, "empty"),
+        (b"GIF89a not a video", {}, 415, "not a video"),
+        (b"x" * 100_001, {}, 413, "100000 bytes"),
+        ("clip", {"max_frames": "ten"}, 400, "max_frames"),
+        ("clip", {"max_frames": "-3"}, 400, "max_frames"),
+        ("clip", {"max_frames": "0"}, 400, "max_frames"),
+    ],
+)
+def test_uploads_are_checked_in_words(client, tmp_path, data, form, status, words):
+    data = _clip(tmp_path / "c.mp4") if data == "clip" else data
+    answer = _upload(client, data, **form)
+    assert answer.status_code == status and words in answer.get_json()["error"]
+
+
+def test_json_instead_of_a_form_is_refused(client):
+    answer = client.post("/process_video_async", json={"video": "x"})
+    assert answer.status_code == 400 and "multipart/form-data" in answer.get_json()["error"]
+
+
+def test_unknown_jobs_are_404_in_words(client):
+    for path in ("/job_status/nope", "/pose/video/status/nope", "/frame/nope/0", "/output/nope"):
+        answer = client.get(path)
+        assert answer.status_code == 404 and answer.get_json() == {"error": "Job not found"}
+    assert client.delete("/job/nope").status_code == 404
+
+
+def test_path_flavour_is_off_by_default(client):
+    answer = client.post("/pose/video", json={"video_path": "/etc/passwd"})
+    assert answer.status_code == 400 and "is off" in answer.get_json()["error"]
+
+
+def test_a_job_without_triton_ends_in_error_in_words_and_the_service_serves(client, tmp_path):
+    answer = _upload(client, _clip(tmp_path / "c.mp4"), max_frames="999999")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["status"] == "accepted" and body["message"]
+    deadline = time.monotonic() + 30
+    while (status := client.get(f"/job_status/{body['job_id']}").get_json())["status"] in (
+        "queued", "processing",
+    ):  # fmt: skip
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert status["status"] == "error" and "not ready" in status["error"]
+    assert client.get(f"/frame/{body['job_id']}/0").get_json() == {"error": "Job not complete"}
+    assert client.get("/health").status_code == 200
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'tracker_jobs{state="error"} 1.0' in metrics and "tracker_job_queue 0.0" in metrics

@@ -1,0 +1,215 @@
+"""Whole-video endpoints (``VIDEO_API.md``): two thin flavours of one job engine.
+
+Flavour A, upload and poll: ``POST /process_video_async``, ``GET /job_status/<id>``,
+``POST /process_video`` (synchronous), ``GET /frame/<id>/<n>``. Flavour B, a path on a
+shared disk: ``POST /pose/video``, ``GET /pose/video/status/<id>``. Also ``GET
+/output/<id>`` (the overlay MP4 over HTTP) and ``DELETE /job/<id>`` (cancel).
+
+A complete job's result is a file; answers that carry it are streamed from it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+
+from tracker_service.errors import BadRequest, NotFound, PayloadTooLarge
+from tracker_service.jobs import media
+from tracker_service.jobs.engine import JobEngine
+from tracker_service.jobs.store import COMPLETE, ERROR, PROCESSING, QUEUED, JobRecord
+from tracker_service.render import encode_jpeg
+
+bp = Blueprint("video", __name__)
+
+#: Largest ``max_frames`` accepted (the apps send ``'999999'`` for every frame).
+MAX_FRAMES_VALUE = 10**9
+_CHUNK = 2**20
+
+
+def _engine() -> JobEngine:
+    return current_app.extensions["tracker"].jobs
+
+
+@bp.post("/process_video_async")
+def process_video_async() -> tuple[Response, int]:
+    """Queue an uploaded video; answer at once with the job's id."""
+    record = _submit_upload()
+    position = _engine().queue_position(record.job_id)
+    message = f"video accepted; poll GET /job_status/{record.job_id}" + (
+        f" (place {position} in the queue)" if position else ""
+    )
+    return jsonify(status="accepted", job_id=record.job_id, message=message), 200
+
+
+@bp.post("/process_video")
+def process_video() -> Response:
+    """Process an uploaded video and answer its result when done."""
+    return _final(_submit_upload().job_id)
+
+
+@bp.get("/job_status/<job_id>")
+@bp.get("/pose/video/status/<job_id>")
+def job_status(job_id: str) -> Response:
+    """The job's state, 200 in every state; the result once complete.
+
+    ``?frames=0`` answers the result without ``frames`` and ``pose_timeline`` (a client that
+    polls often, or reads the frames from ``/frame``).
+    """
+    engine = _engine()
+    record = engine.get(job_id)
+    body: dict[str, Any] = {
+        "job_id": job_id,
+        "status": record.status,
+        "progress": record.progress,
+        "created_at": record.created_at,
+    }
+    if record.status == QUEUED:
+        body["queue_position"] = engine.queue_position(job_id)
+    elif record.status == PROCESSING:
+        body["elapsed_time"] = round(time.time() - (record.started_at or record.created_at), 3)
+    elif record.status == ERROR:
+        body["error"] = record.error
+    else:
+        output = str(engine.overlay_path(job_id))
+        body |= {"output_path": output, "processing_time": _processing_time(record)}
+        frames = request.args.get("frames", "1") != "0"  # ?frames=0: the summary keys only
+        return _with_result(body, "result", engine.result_path(job_id, frames=frames))
+    return jsonify(body)
+
+
+@bp.get("/frame/<job_id>/<int:frame_index>")
+def frame(job_id: str, frame_index: int) -> Response:
+    """Frame ``frame_index`` of the job's overlay video, as JPEG."""
+    engine = _engine()
+    if engine.get(job_id).status != COMPLETE:
+        raise BadRequest("Job not complete")
+    image = media.read_frame(engine.overlay_path(job_id), frame_index)
+    if image is None:
+        raise NotFound(f"frame {frame_index} not found: the overlay video has fewer frames")
+    return Response(encode_jpeg(image), mimetype="image/jpeg")
+
+
+@bp.get("/output/<job_id>")
+def output(job_id: str) -> Response:
+    """The job's overlay MP4 (range requests are served)."""
+    engine = _engine()
+    if engine.get(job_id).status != COMPLETE:
+        raise BadRequest("Job not complete")
+    path = engine.overlay_path(job_id)
+    if not path.is_file():
+        raise NotFound("the overlay video of this job was deleted")
+    return send_file(path, mimetype="video/mp4", conditional=True,
+                     download_name=f"{job_id}.mp4")  # fmt: skip
+
+
+@bp.delete("/job/<job_id>")
+def cancel(job_id: str) -> Response:
+    """Cancel a queued or running job: it ends in ``error``."""
+    record = _engine().cancel(job_id)
+    return jsonify(job_id=job_id, status=record.status, error=record.error)
+
+
+@bp.post("/pose/video")
+def pose_video() -> Response | tuple[Response, int]:
+    """A video already on the shared disk: its result when the engine is free, else 202."""
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest('the request body must be a JSON object {"video_path": "..."}')
+    path = _video_path(body.get("video_path"))
+    engine = _engine()
+    free = engine.idle()
+    record = engine.submit_path(path, _max_frames(body.get("max_frames")))
+    if free:
+        return _final(record.job_id)
+    return jsonify(
+        status="queued", job_id=record.job_id,
+        message=f"the engine is busy; poll GET /pose/video/status/{record.job_id}",
+        queue_position=engine.queue_position(record.job_id),
+    ), 202  # fmt: skip
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _submit_upload() -> JobRecord:
+    """Validate the multipart upload (``video``, ``max_frames``) and queue its job."""
+    limit = current_app.extensions["tracker"].settings.job_max_bytes
+    request.max_content_length = limit + _CHUNK  # room for the form's other parts
+    if request.content_length is not None and request.content_length > limit + _CHUNK:
+        raise PayloadTooLarge(
+            f"the upload is {request.content_length} bytes; videos of at most {limit} bytes "
+            "are accepted"
+        )
+    if not (request.mimetype or "").startswith("multipart/form-data"):
+        raise BadRequest("send the video as multipart/form-data, in the file field 'video'")
+    upload = request.files.get("video")
+    if upload is None or not upload.filename:
+        raise BadRequest("the file field 'video' is missing or empty: send the video file")
+    max_frames = _max_frames(request.form.get("max_frames"))
+    return _engine().submit_upload(upload.stream, max_frames)
+
+
+def _max_frames(value: Any) -> int | None:
+    """``max_frames``: an integer (or its digits as a string) >= 1; absent: every frame."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 10:
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FRAMES_VALUE:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise BadRequest(f"max_frames must be an integer from 1 to {MAX_FRAMES_VALUE}, got {shown}")
+    return value
+
+
+def _video_path(value: Any) -> Path:
+    """A ``video_path`` that resolves (symlinks followed) inside ``video_folder``."""
+    folder_setting = current_app.extensions["tracker"].settings.video_folder
+    if not folder_setting:
+        raise BadRequest(
+            "POST /pose/video is off: the service reads no paths unless TRACKER_VIDEO_FOLDER "
+            "names a folder; upload the video to POST /process_video_async instead"
+        )
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise BadRequest("video_path must be a non-empty string: the video's path")
+    folder = Path(folder_setting).resolve()
+    path = (folder / value).resolve()  # an absolute value replaces the folder
+    if not path.is_relative_to(folder):
+        raise BadRequest("video_path must lie inside the service's video folder")
+    if not path.is_file():
+        raise BadRequest("video_path names no file in the service's video folder")
+    return path
+
+
+def _processing_time(record: JobRecord) -> float:
+    return round((record.finished_at or 0.0) - (record.started_at or 0.0), 3)
+
+
+def _final(job_id: str) -> Response:
+    """The ended job: 200 ``{"status": "success", "data": result}``, or its error."""
+    engine = _engine()
+    record = engine.wait(job_id)
+    if record.status != COMPLETE:
+        response = jsonify(error=record.error or f"the job ended {record.status}")
+        response.status_code = record.error_status or 500
+        return response
+    return _with_result({"status": "success", "job_id": job_id}, "data", engine.result_path(job_id))
+
+
+def _with_result(body: dict[str, Any], key: str, path: Path) -> Response:
+    """Stream ``body`` with the result file as its last key."""
+    if not path.is_file():
+        raise NotFound("the result of this job was deleted")
+    head = orjson.dumps(body)[:-1] + b',"' + key.encode() + b'":'
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        with path.open("rb") as file:
+            yield from iter(lambda: file.read(_CHUNK), b"")
+        yield b"}"
+
+    return Response(chunks(), mimetype="application/json")
