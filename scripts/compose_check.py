@@ -39,10 +39,10 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -315,22 +315,24 @@ def check_graceful_stop(stack: Stack, url: str, image: str, faces: np.ndarray) -
     return timing["stop_s"]
 
 
-def started_after_healthy(stack: Stack) -> None:
-    """The tracker's container started after Triton's first passing health check."""
-    health = stack.inspect("triton")["State"]["Health"]["Log"]
-    passed = [_time(entry["End"]) for entry in health if entry["ExitCode"] == 0]
-    started = _time(stack.inspect("tracker")["State"]["StartedAt"])
-    assert passed and min(passed) <= started, (passed, started)
+def started_after_healthy(stack: Stack, since: float) -> None:
+    """The tracker's container started after Triton turned healthy (the engine's events)."""
+    lines = stack.docker(
+        "events", "--since", f"{since:.0f}", "--until", f"{time.time():.0f}",
+        "--filter", f"label=com.docker.compose.project={PROJECT}", "--format", "{{json .}}",
+    ).splitlines()
+    events = [json.loads(line) for line in lines]
 
+    def first(service: str, status: str) -> int:
+        times = [
+            e["timeNano"] for e in events
+            if e.get("Action", e.get("status")) == status
+            and e["Actor"]["Attributes"].get("com.docker.compose.service") == service
+        ]
+        assert times, f"no {status!r} event of {service} since the start"
+        return min(times)
 
-def _time(stamp: str) -> datetime:
-    """Docker's RFC 3339 time with nanoseconds, to microseconds."""
-    stamp = stamp.replace("Z", "+00:00")
-    head, _, tail = stamp.partition(".")
-    if tail:
-        digits = "".join(c for c in tail if c.isdigit())
-        stamp = f"{head}.{digits[:6]}{tail[len(digits):]}"
-    return datetime.fromisoformat(stamp)
+    assert first("triton", "health_status: healthy") <= first("tracker", "start")
 
 
 def image_mb(stack: Stack, image: str) -> float:
@@ -411,7 +413,7 @@ def check(compose_bin: str) -> dict[str, Any]:
         figures["triton_image_mb"] = image_mb(stack, "pose-tracker/triton-cpu:2.51.0")
 
         print("compose-check: docker compose up", flush=True)
-        start = time.monotonic()
+        start, since = time.monotonic(), time.time() - 1
         stack.compose("up", "--detach", "--no-build", timeout_s=TIMEOUTS_S["up"])
         stack.wait(
             "the tracker's /health turning ready",
@@ -419,7 +421,7 @@ def check(compose_bin: str) -> dict[str, Any]:
             TIMEOUTS_S["ready"], "tracker",
         )
         figures["up_to_ready_s"] = time.monotonic() - start
-        started_after_healthy(stack)
+        started_after_healthy(stack, since)
         check_security(stack)
 
         print("compose-check: video through the containers, Triton killed mid-video", flush=True)
@@ -460,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         figures = check(compose_bin)
     except (ComposeCheckError, AssertionError) as exc:
+        traceback.print_exc()
         print(f"compose-check: FAILED: {exc!r}", file=sys.stderr)
         return 1
     STATE.mkdir(parents=True, exist_ok=True)
