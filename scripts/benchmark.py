@@ -45,7 +45,7 @@ import numpy as np
 
 from tracker_service.model_spec import HMR2, PERSON_DETECTOR
 from tracker_tools.backend import backend_frames
-from tracker_tools.client import MetricKey, ServiceClient, metrics_at
+from tracker_tools.client import MetricKey, ServiceClient, metrics_at, triton_batches
 from tracker_tools.machine import cpu_times, machine, peak_rss_mb
 from tracker_tools.media import SHARED_MEDIA, encode_base64, read_frames, walking_clip
 from tracker_tools.stack import BUILD, MODEL_REPOSITORY, local_stack
@@ -95,22 +95,6 @@ def stage_ms(
             delta = value - before.get((name, labels), 0.0)
             stages[dict(labels)["stage"]] = 1000.0 * delta / frames
     return stages
-
-
-def triton_batches(
-    before: dict[MetricKey, float], after: dict[MetricKey, float]
-) -> dict[str, float]:
-    """Average batch size per model: inferences over executions, between two scrapes."""
-    batches = {}
-    for (name, labels), value in after.items():
-        if name == "nv_inference_exec_count":
-            model = dict(labels)["model"]
-            executions = value - before.get((name, labels), 0.0)
-            count_key = ("nv_inference_count", labels)
-            inferences = after.get(count_key, 0.0) - before.get(count_key, 0.0)
-            if executions:
-                batches[model] = inferences / executions
-    return batches
 
 
 def latency_run(client: ServiceClient, label: str, frames: Sequence[str]) -> dict[str, Any]:
