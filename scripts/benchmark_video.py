@@ -22,10 +22,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +39,7 @@ from tracker_tools.media import (
     walking_clip,
     write_video,
 )
+from tracker_tools.report import command_line, write_report
 from tracker_tools.stack import BUILD, MODEL_REPOSITORY, local_stack
 from tracker_tools.tiny_models import build_tiny_repository
 from tracker_tools.triton_server import free_ports
@@ -204,19 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmark_video.md"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    command = "python -m scripts.benchmark_video " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    command = command_line("scripts.benchmark_video", argv)
     host = machine()
     label, frames = clip(args.frames)
     results = [benchmark(size, frames, label) for size in args.hmr2]
-    text = markdown(results, command.strip(), host)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"machine": host, "command": command.strip(), "results": results}, indent=2)
-        + "\n"
-    )
-    print(f"\n{text}\nwrote {args.out} and {args.out.with_suffix('.json')}")
+    text = markdown(results, command, host)
+    raw = write_report(args.out, text, {"machine": host, "command": command, "results": results})
+    print(f"\n{text}\nwrote {args.out} and {raw}")
     return 0
 
 
