@@ -29,11 +29,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import shlex
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +42,10 @@ import numpy as np
 
 from tracker_service.model_spec import HMR2, PERSON_DETECTOR
 from tracker_tools.backend import backend_frames
-from tracker_tools.client import MetricKey, ServiceClient, metrics_at
+from tracker_tools.client import MetricKey, ServiceClient, metrics_at, triton_batches
 from tracker_tools.machine import cpu_times, machine, peak_rss_mb
 from tracker_tools.media import SHARED_MEDIA, encode_base64, read_frames, walking_clip
+from tracker_tools.report import command_line, write_report
 from tracker_tools.stack import BUILD, MODEL_REPOSITORY, local_stack
 from tracker_tools.tiny_models import build_tiny_repository
 from tracker_tools.triton_server import free_ports
@@ -95,22 +93,6 @@ def stage_ms(
             delta = value - before.get((name, labels), 0.0)
             stages[dict(labels)["stage"]] = 1000.0 * delta / frames
     return stages
-
-
-def triton_batches(
-    before: dict[MetricKey, float], after: dict[MetricKey, float]
-) -> dict[str, float]:
-    """Average batch size per model: inferences over executions, between two scrapes."""
-    batches = {}
-    for (name, labels), value in after.items():
-        if name == "nv_inference_exec_count":
-            model = dict(labels)["model"]
-            executions = value - before.get((name, labels), 0.0)
-            count_key = ("nv_inference_count", labels)
-            inferences = after.get(count_key, 0.0) - before.get(count_key, 0.0)
-            if executions:
-                batches[model] = inferences / executions
-    return batches
 
 
 def latency_run(client: ServiceClient, label: str, frames: Sequence[str]) -> dict[str, Any]:
@@ -368,17 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    command = "python -m scripts.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = command_line("scripts.benchmark", argv)
     host = machine()
     results = [benchmark(args, size) for size in args.hmr2]
-    text = markdown(results, command.strip(), host)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"machine": host, "command": command.strip(), "results": results}, indent=2)
-        + "\n"
-    )
-    print(f"\n{text}\nwrote {args.out} and {args.out.with_suffix('.json')}")
+    text = markdown(results, command, host)
+    raw = write_report(args.out, text, {"machine": host, "command": command, "results": results})
+    print(f"\n{text}\nwrote {args.out} and {raw}")
     return 0
 
 

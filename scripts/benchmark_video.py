@@ -1,8 +1,9 @@
 """Whole-video benchmark: one video job vs the same frames posted one by one, in one run.
 
-Starts the local stack (``scripts.serve.local_stack``: Triton, and the tracker service as its
-own process), then, with the first ``--frames`` frames of ``../shared/media/runner.mp4``
-(640x360, as the backend sends them; a generated clip when it is absent):
+Starts the local stack (:func:`tracker_tools.stack.local_stack`: Triton, and the tracker
+service as its own process), then, with the first ``--frames`` frames of
+``../shared/media/runner.mp4`` (640x360, as the backend sends them; a generated clip when it
+is absent):
 
 - *job*: the frames written as an MP4, uploaded to ``POST /process_video_async``, polled
   (``?frames=0``) until complete (every frame answered, the overlay video rendered), then
@@ -21,41 +22,43 @@ Example:
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import logging
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
+from tracker_tools.backend import backend_frames
+from tracker_tools.client import ServiceClient, metrics_at, triton_batches
+from tracker_tools.machine import machine, peak_rss_mb
+from tracker_tools.media import (
+    SHARED_MEDIA,
+    encode_base64,
+    encode_image,
+    read_frames,
+    walking_clip,
+    write_video,
+)
+from tracker_tools.report import command_line, write_report
+from tracker_tools.stack import BUILD, MODEL_REPOSITORY, local_stack
+from tracker_tools.tiny_models import build_tiny_repository
+from tracker_tools.triton_server import free_ports
 
-from scripts.benchmark import REPO, SHARED_MEDIA, machine, peak_rss_mb, post, scrape, triton_batches
-from scripts.media import read_frames, walking_clip
-from scripts.serve import BUILD, local_stack
-from scripts.tiny_models import build_tiny_repository
-from scripts.triton_server import free_ports
-from scripts.video_client import poll, request, upload, write_video
-
-SIZE = (640, 360)
 TIMEOUT_S = 1800.0
 
 
 def clip(count: int) -> tuple[str, list]:
-    """The benchmark's frames at 640x360 and their label."""
+    """The benchmark's frames at the backend's 640x360 and their label."""
     frames = read_frames(SHARED_MEDIA / "runner.mp4", count)
     label = f"runner.mp4, first {count} frames"
     if not frames:
         frames, label = walking_clip(count), f"generated clip ({count} frames)"
-    return label, [cv2.resize(f, SIZE, interpolation=cv2.INTER_AREA) for f in frames]
+    return label, backend_frames(frames)
 
 
-def job_run(url: str, metrics_url: str, video: Path) -> dict[str, Any]:
+def job_run(client: ServiceClient, metrics_url: str, video: Path) -> dict[str, Any]:
     """Upload the video as one job and poll it; wall time, stages, Triton batches."""
-    before = scrape(metrics_url)
+    before = metrics_at(metrics_url)
     stages: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -63,15 +66,15 @@ def job_run(url: str, metrics_url: str, video: Path) -> dict[str, Any]:
         stage = (status.get("progress") or {}).get("stage", status["status"])
         stages.setdefault(stage, time.perf_counter() - start)
 
-    status, accepted = upload(url, "/process_video_async", video.read_bytes(), "999999")
-    if status != 200:
-        raise RuntimeError(f"the job was refused: {accepted}")
-    final = poll(url, accepted["job_id"], query="?frames=0", every_s=0.25, timeout_s=TIMEOUT_S,
-                 on_status=note)  # fmt: skip
+    response = client.upload_video("/process_video_async", video.read_bytes(), max_frames=999999)
+    if response.status != 200:
+        raise RuntimeError(f"the job was refused: {response.json()}")
+    job_id = response.answer()["job_id"]
+    final = client.wait_job(job_id, query="?frames=0", every_s=0.25, on_status=note)
     done = time.perf_counter() - start
     if final["status"] != "complete":
         raise RuntimeError(f"the job failed: {final['error']}")
-    _, full, _ = request(f"{url}/job_status/{accepted['job_id']}")  # every frame, every mesh
+    full = client.request("GET", f"/job_status/{job_id}").body  # every frame, every mesh
     seconds = time.perf_counter() - start
     result = final["result"]
     frames = result["total_frames"]
@@ -87,30 +90,31 @@ def job_run(url: str, metrics_url: str, video: Path) -> dict[str, Any]:
         "analysis_fps": result["analysis_frames_per_second"],
         "identities": result["identities"],
         "overlay_codec": result["output_codec"],
-        "triton_batch": triton_batches(before, scrape(metrics_url)),
+        "triton_batch": triton_batches(before, metrics_at(metrics_url)),
     }
 
 
-def per_frame_run(url: str, metrics_url: str, frames: Sequence) -> dict[str, Any]:
+def per_frame_run(client: ServiceClient, metrics_url: str, frames: Sequence) -> dict[str, Any]:
     """Post every frame as PNG to ``/pose/hybrid``, one by one, in order."""
-    images = [base64.b64encode(cv2.imencode(".png", f)[1].tobytes()).decode() for f in frames]
-    before = scrape(metrics_url)
+    images = [encode_base64(f, ".png") for f in frames]
+    before = metrics_at(metrics_url)
     start = time.perf_counter()
     for number, image in enumerate(images):
-        post(url, image, number, "benchmark-per-frame")
+        client.post_frame(image, frame_number=number, session_id="benchmark-per-frame").answer()
     seconds = time.perf_counter() - start
     return {
         "frames": len(images),
         "seconds": seconds,
         "ms_per_frame": 1000.0 * seconds / len(images),
         "fps": len(images) / seconds,
-        "triton_batch": triton_batches(before, scrape(metrics_url)),
+        "triton_batch": triton_batches(before, metrics_at(metrics_url)),
     }
 
 
 def benchmark(size: str, frames: list, label: str) -> dict[str, Any]:
     """Both runs on one stack serving one HMR2 size."""
-    repository = build_tiny_repository(BUILD / "tiny_repository") if size == "tiny" else REPO
+    tiny = size == "tiny"
+    repository = build_tiny_repository(BUILD / "tiny_repository") if tiny else MODEL_REPOSITORY
     video = write_video(BUILD / "benchmark_video.mp4", frames)
     port, *triton_ports = free_ports(4)
     env = {"TRACKER_LOG_LEVEL": "WARNING", "TRACKER_TRITON_TIMEOUT_S": str(TIMEOUT_S),
@@ -122,12 +126,14 @@ def benchmark(size: str, frames: list, label: str) -> dict[str, Any]:
         startup_timeout_s=TIMEOUT_S, service_env=env,
     )  # fmt: skip
     with stack as (url, triton, service):
-        post(url, base64.b64encode(cv2.imencode(".png", frames[0])[1]).decode(), 0, "warm-up")
+        client = ServiceClient(url, timeout_s=TIMEOUT_S)
+        warm_up = encode_image(frames[0], ".png")
+        client.post_frame(warm_up, frame_number=0, session_id="warm-up").answer()
         print(f"[{size}] one job of {len(frames)} frames ...", flush=True)
-        job = job_run(url, triton.metrics_url, video)
+        job = job_run(client, triton.metrics_url, video)
         job_peak = peak_rss_mb(service.pid)
         print(f"[{size}] the same frames posted one by one ...", flush=True)
-        per_frame = per_frame_run(url, triton.metrics_url, frames)
+        per_frame = per_frame_run(client, triton.metrics_url, frames)
         memory = {
             "service_peak_mb_after_job": job_peak,
             "service_peak_mb": peak_rss_mb(service.pid),
@@ -196,19 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmark_video.md"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    command = "python -m scripts.benchmark_video " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    command = command_line("scripts.benchmark_video", argv)
     host = machine()
     label, frames = clip(args.frames)
     results = [benchmark(size, frames, label) for size in args.hmr2]
-    text = markdown(results, command.strip(), host)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"machine": host, "command": command.strip(), "results": results}, indent=2)
-        + "\n"
-    )
-    print(f"\n{text}\nwrote {args.out} and {args.out.with_suffix('.json')}")
+    text = markdown(results, command, host)
+    raw = write_report(args.out, text, {"machine": host, "command": command, "results": results})
+    print(f"\n{text}\nwrote {args.out} and {raw}")
     return 0
 
 

@@ -16,7 +16,8 @@ model set, ports published on 127.0.0.1 only), it checks:
   policy brings Triton back, the tracker recovers without a restart, the identity survives;
 - ``/metrics`` of both; the tracker runs unprivileged on a read-only root with no secret;
 - ``docker compose stop``: the tracker finishes the request in flight and exits 0 in time;
-- the same frames through the same stack without containers (``scripts.serve.local_stack``).
+- the same frames through the same stack without containers
+  (:func:`tracker_tools.stack.local_stack`).
 
 Prints the figures as Markdown and writes them to ``build/compose/figures.json``. Every wait
 has a timeout and says what did not come up, with the last lines of the container's log.
@@ -29,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import json
 import os
@@ -40,21 +40,20 @@ import sys
 import threading
 import time
 import traceback
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from scripts.benchmark import SHARED_MEDIA, machine, scrape
-from scripts.media import read_frames
-from scripts.serve import BUILD, local_stack
-from scripts.tiny_models import build_tiny_repository
-from scripts.triton_server import free_ports
 from tracker_service.model_spec import HMR2, SMPL, SMPL_FACES_FILE
+from tracker_tools.backend import BACKEND_SIZE, backend_frames
+from tracker_tools.client import ClientError, ServiceClient, metrics_at
+from tracker_tools.machine import machine
+from tracker_tools.media import SHARED_MEDIA, encode_base64, read_frames
+from tracker_tools.stack import BUILD, local_stack
+from tracker_tools.tiny_models import build_tiny_repository
+from tracker_tools.triton_server import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILES = ("compose.yaml", "compose.pytriton.yaml", "tests/compose/compose.test.yaml")
@@ -65,7 +64,9 @@ VIDEO = SHARED_MEDIA / "runner.mp4"
 FRAMES = 60
 KILL_AFTER = 15
 #: The frame size the backend posts.
-FRAME_SIZE = (640, 360)
+FRAME_SIZE = BACKEND_SIZE
+#: Timeout of each ``/health`` poll while the stack comes up.
+HEALTH_TIMEOUT_S = 5.0
 #: The tracker's stop_grace_period in compose.yaml.
 GRACE_S = 40.0
 #: Environment variable names that would hold a secret.
@@ -146,41 +147,38 @@ def _run(command: list[str], env: dict[str, str], timeout_s: float) -> str:
     return result.stdout
 
 
-def post_frame(url: str, image: str, number: int, session: str) -> tuple[int, dict, float]:
-    """Post one frame to ``/pose/hybrid``; return (status, answer, seconds)."""
-    body = json.dumps({"image_base64": image, "frame_number": number, "session_id": session})
-    request = urllib.request.Request(
-        f"{url}/pose/hybrid", body.encode(), {"Content-Type": "application/json"}
-    )
-    start = time.perf_counter()
+def post_frame(
+    client: ServiceClient, image: str, number: int, session: str
+) -> tuple[int, dict[str, Any], float]:
+    """Post one frame to ``/pose/hybrid``; return (status, answer, seconds).
+
+    Raises:
+        ClientError: No answer, or one that is not JSON.
+
+    """
+    response = client.post_frame(image, frame_number=number, session_id=session)
+    return response.status, response.json(), response.seconds
+
+
+def is_ready(client: ServiceClient) -> bool:
+    """``/health`` answers ``ready``; False while nothing answers yet, or not in JSON."""
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            status, data = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, data = exc.code, exc.read()
-    return status, json.loads(data), time.perf_counter() - start
+        return client.health().get("ready") is True
+    except ClientError:
+        return False
 
 
-def get_json(url: str) -> dict | None:
-    """GET a JSON page; ``None`` when nothing answers yet."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        return json.loads(exc.read())
-    except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
-        return None
+def posted_frames(count: int) -> list[str]:
+    """The video's first frames as the backend posts them: 640x360 PNG, base64.
 
+    Raises:
+        ComposeCheckError: The video is absent or shorter than ``count`` frames.
 
-def backend_frames(count: int) -> list[str]:
-    """The video's first frames as the backend posts them: 640x360 PNG, base64."""
+    """
     frames = read_frames(VIDEO, count)
     if len(frames) < count:
         raise ComposeCheckError(f"{VIDEO}: {len(frames)} frames, {count} needed (../shared)")
-    return [
-        base64.b64encode(cv2.imencode(".png", cv2.resize(f, FRAME_SIZE))[1].tobytes()).decode()
-        for f in frames
-    ]
+    return [encode_base64(f, ".png") for f in backend_frames(frames)]
 
 
 def prepare_models() -> Path:
@@ -209,7 +207,9 @@ def kill_triton(stack: Stack) -> dict[str, Any]:
     return before
 
 
-def run_video(stack: Stack, url: str, frames: Sequence[str], faces: np.ndarray) -> dict:
+def run_video(
+    stack: Stack, client: ServiceClient, frames: Sequence[str], faces: np.ndarray
+) -> dict:
     """Post the frames in order, once each, as the backend does; kill Triton on the way.
 
     Triton is killed before frame ``KILL_AFTER``. Frames posted while it is down must be
@@ -223,7 +223,7 @@ def run_video(stack: Stack, url: str, frames: Sequence[str], faces: np.ndarray) 
         if number == KILL_AFTER:
             triton_before = kill_triton(stack)
             killed = time.monotonic()
-        status, body, seconds = post_frame(url, image, number, session)
+        status, body, seconds = post_frame(client, image, number, session)
         if status != 200:
             assert killed is not None and recovered_s is None, (number, status, body)
             assert status == 503, (number, status, body)
@@ -273,13 +273,13 @@ def check_security(stack: Stack) -> None:
 
 def check_metrics(urls: dict[str, str], frames: int) -> dict[str, float]:
     """Both ``/metrics`` pages: the tracker counted the answered frames, Triton ran the models."""
-    tracker = scrape(urls["tracker_metrics"])
+    tracker = metrics_at(urls["tracker_metrics"])
     answered = sum(
         v for (name, labels), v in tracker.items()
         if name == "tracker_requests" and dict(labels).get("status") == "200"
     )
     assert answered >= frames, f"tracker_requests with status 200: {answered} < {frames}"
-    triton = scrape(urls["triton_metrics"])
+    triton = metrics_at(urls["triton_metrics"])
     success = {
         dict(labels)["model"]: v for (name, labels), v in triton.items()
         if name == "nv_inference_request_success"
@@ -341,11 +341,11 @@ def image_mb(stack: Stack, image: str) -> float:
 
 
 def local_latencies(models: Path, frames: Sequence[str]) -> list[float]:
-    """The same frames through the same stack without containers (``scripts.serve``)."""
+    """The same frames through the same stack without containers (``local_stack``)."""
     port, *triton_ports = free_ports(4)
     with local_stack(repository=models, port=port, triton_ports=tuple(triton_ports)) as stack:
-        url = stack[0]
-        answers = [post_frame(url, image, n, "local") for n, image in enumerate(frames)]
+        client = ServiceClient(stack[0])
+        answers = [post_frame(client, image, n, "local") for n, image in enumerate(frames)]
     assert all(status == 200 for status, _, _ in answers)
     return [seconds for _, _, seconds in answers]
 
@@ -382,7 +382,7 @@ def check(compose_bin: str) -> dict[str, Any]:
     """Every step in order; returns the figures."""
     started = time.monotonic()
     models = prepare_models()
-    frames = backend_frames(FRAMES)
+    frames = posted_frames(FRAMES)
     faces = np.load(models / SMPL.name / "1" / SMPL_FACES_FILE)
     tracker_port, *triton_ports = free_ports(4)
     env = {
@@ -395,6 +395,7 @@ def check(compose_bin: str) -> dict[str, Any]:
         "tracker_metrics": f"{url}/metrics",
         "triton_metrics": f"http://127.0.0.1:{metrics}/metrics",
     }
+    probe = ServiceClient(url, timeout_s=HEALTH_TIMEOUT_S)
     stack = Stack(compose_bin, env)
     stack.compose("down", "--volumes", "--remove-orphans")
     figures: dict[str, Any] = {"machine": machine(), "frames": FRAMES}
@@ -417,7 +418,7 @@ def check(compose_bin: str) -> dict[str, Any]:
         stack.compose("up", "--detach", "--no-build", timeout_s=TIMEOUTS_S["up"])
         stack.wait(
             "the tracker's /health turning ready",
-            lambda: (get_json(f"{url}/health") or {}).get("ready") is True,
+            lambda: is_ready(probe),
             TIMEOUTS_S["ready"], "tracker",
         )
         figures["up_to_ready_s"] = time.monotonic() - start
@@ -425,7 +426,7 @@ def check(compose_bin: str) -> dict[str, Any]:
         check_security(stack)
 
         print("compose-check: video through the containers, Triton killed mid-video", flush=True)
-        video = run_video(stack, url, frames, faces)
+        video = run_video(stack, ServiceClient(url), frames, faces)
         figures["containers_ms"] = ms(video.pop("latencies_s"))
         figures.update(video)
         figures["metrics"] = check_metrics(urls, FRAMES - video["outage_frames"])
@@ -461,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         figures = check(compose_bin)
-    except (ComposeCheckError, AssertionError) as exc:
+    except (ComposeCheckError, ClientError, AssertionError) as exc:
         traceback.print_exc()
         print(f"compose-check: FAILED: {exc!r}", file=sys.stderr)
         return 1

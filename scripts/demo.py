@@ -21,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.video_client import poll, upload, write_video
 from tracker_tools.client import ServiceClient
-from tracker_tools.media import SHARED_MEDIA, encode_image, read_frames, walking_clip
+from tracker_tools.media import SHARED_MEDIA, encode_image, read_frames, walking_clip, write_video
 from tracker_tools.stack import BUILD, StackError, local_stack
 
 #: Full-size HMR2 takes about a second per person on a CPU: a frame may take minutes.
 TIMEOUT_S = 600.0
+#: How long the whole-video job may take.
+JOB_TIMEOUT_S = 900.0
 
 
 def hide(frame: np.ndarray, box: Sequence[float]) -> None:
@@ -73,13 +74,15 @@ def run_clip(client: ServiceClient, name: str, frames: list[np.ndarray], hidden:
     )
 
 
-def run_job(url: str, name: str, frames: list[np.ndarray]) -> None:
+def run_job(client: ServiceClient, name: str, frames: list[np.ndarray]) -> None:
     """Submit a clip as one whole-video job, print its progress as polled, then its summary."""
+    url = client.url
     video = write_video(BUILD / "demo_video.mp4", frames)
     print(f"\n{name} as one video job ({len(frames)} frames, {video.stat().st_size} bytes): "
           "POST /process_video_async")  # fmt: skip
-    status, accepted = upload(url, "/process_video_async", video.read_bytes())
-    print(f"  {status} {accepted}")
+    response = client.upload_video("/process_video_async", video.read_bytes())
+    print(f"  {response.status} {response.json()}")
+    accepted = response.answer()
     shown: set[tuple] = set()
 
     def show(state: dict) -> None:
@@ -89,7 +92,7 @@ def run_job(url: str, name: str, frames: list[np.ndarray]) -> None:
             shown.add(key)
             print(f"  {state['status']}: {progress or ''}")
 
-    final = poll(url, accepted["job_id"], on_status=show)
+    final = client.wait_job(accepted["job_id"], timeout_s=JOB_TIMEOUT_S, on_status=show)
     if final["status"] != "complete":
         print(f"  job ended in error: {final['error']}")
         return
@@ -130,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, frames, hidden in clips:
                 run_clip(client, name, frames, hidden)
             name, frames, _ = clips[-1]
-            run_job(url, name, frames)
+            run_job(client, name, frames)
     except StackError as error:
         logging.getLogger(__name__).error("%s", error)
         return 1

@@ -1,17 +1,20 @@
-"""The one client of the tracker service's HTTP API: frames, health, metrics.
+"""The one client of the tracker service's HTTP API: frames, video jobs, health, metrics.
 
 Every call goes through :meth:`ServiceClient.request`, which has one timeout policy (the
 client's ``timeout_s`` for each request, unless a call passes its own) and one error type:
 :class:`ClientError` when no answer came (refused, reset, timed out) or, from
 :meth:`Response.answer`, when the answer is not a 200. A 4xx or 5xx is otherwise an answer
 like any other (:class:`Response` carries its status), so that checks of bad requests read
-it. New endpoints (the video jobs) are one method each on top of :meth:`ServiceClient.request`.
+it. Each endpoint is one method on top of :meth:`ServiceClient.request`: the whole-video jobs
+are :meth:`ServiceClient.upload_video` and :meth:`ServiceClient.wait_job`.
 
 Example::
 
     client = ServiceClient("http://127.0.0.1:5000")
     client.wait_ready(60.0)
     answer = client.post_frame(jpeg_bytes, frame_number=0, session_id="video-1").answer()
+    job = client.upload_video("/process_video_async", mp4_bytes).answer()
+    final = client.wait_job(job["job_id"])
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +36,8 @@ from prometheus_client.parser import text_string_to_metric_families
 DEFAULT_TIMEOUT_S = 120.0
 #: How often :meth:`ServiceClient.wait_ready` asks ``/health``.
 POLL_INTERVAL_S = 0.2
+#: What a job's status is when it has ended.
+JOB_ENDED = ("complete", "error")
 #: A Prometheus sample: (name without ``_total``, sorted labels).
 MetricKey = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -215,6 +221,67 @@ class ServiceClient:
         payload.update({k: v for k, v in optional.items() if v is not None})
         return self.post_json("/pose/hybrid", payload)
 
+    def upload_video(
+        self,
+        path: str,
+        video: bytes,
+        *,
+        max_frames: int | str | None = None,
+        filename: str = "video.mp4",
+    ) -> Response:
+        """``POST`` a video as ``multipart/form-data``, as the backend uploads one.
+
+        Args:
+            path: The endpoint: ``/process_video_async`` (a job) or ``/process_video``
+                (answered when done).
+            video: The encoded video (MP4).
+            max_frames: The form field ``max_frames`` (sent as it is, for malformed values).
+            filename: The file name of the field ``video``.
+
+        """
+        fields = {"max_frames": str(max_frames)} if max_frames is not None else {}
+        body, content_type = encode_multipart(fields, {"video": (filename, video, "video/mp4")})
+        return self.request("POST", path, body, {"Content-Type": content_type})
+
+    def wait_job(
+        self,
+        job_id: str,
+        *,
+        path: str = "/job_status/",
+        query: str = "",
+        every_s: float = 0.5,
+        timeout_s: float | None = None,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a job's status until it is ``complete`` or ``error``; return that status.
+
+        Args:
+            job_id: The job, as its submission answered.
+            path: The status endpoint (``/pose/video/status/`` for the path flavour's jobs).
+            query: Added to each status request (``"?frames=0"``: the result's summary only).
+            every_s: Seconds between two polls.
+            timeout_s: How long to wait in all; None: the client's ``timeout_s``.
+            on_status: Called with every status polled, the last one included.
+
+        Raises:
+            ClientError: A status request was not answered, or not with a 200.
+            TimeoutError: The job had not ended after ``timeout_s``.
+
+        """
+        limit_s = self.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + limit_s
+        while True:
+            status = self.request("GET", path + job_id + query).answer()
+            if on_status is not None:
+                on_status(status)
+            if status.get("status") in JOB_ENDED:
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"job {job_id} still {status.get('status')} after {limit_s:.0f} s"
+                )
+            time.sleep(every_s)
+
     def health(self) -> dict[str, Any]:
         """``GET /health`` (200 when ready, 503 while warming up: both are answers)."""
         health = self.request("GET", "/health").json()
@@ -276,6 +343,26 @@ def scrape(text: str) -> dict[MetricKey, float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def triton_batches(
+    before: dict[MetricKey, float], after: dict[MetricKey, float]
+) -> dict[str, float]:
+    """Triton's average batch size per model between two scrapes of its metrics page.
+
+    Inferences over executions (``nv_inference_count`` / ``nv_inference_exec_count`` deltas);
+    a model that did not run is left out.
+    """
+    batches = {}
+    for (name, labels), value in after.items():
+        if name == "nv_inference_exec_count":
+            model = dict(labels)["model"]
+            executions = value - before.get((name, labels), 0.0)
+            count_key = ("nv_inference_count", labels)
+            inferences = after.get(count_key, 0.0) - before.get(count_key, 0.0)
+            if executions:
+                batches[model] = inferences / executions
+    return batches
 
 
 def metrics_at(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[MetricKey, float]:

@@ -1,5 +1,8 @@
 """Frames for the demo, benchmarks, soak, tests and detector checks: real video or synthetic people.
 
+Frames are read from a video (:func:`read_frames`) and written as one (:func:`write_video`,
+the MP4 of a whole-video job).
+
 Synthetic people are dark stick figures on a textured background, which the offline detector
 finds; they stand in for the shared media on machines that do not have it. Real frames can
 have their people painted out (:func:`paint_out_people`): frames in which the detector
@@ -75,6 +78,30 @@ def encode_image(frame: np.ndarray, ext: str = ".jpg", *, quality: int | None = 
 def encode_base64(frame: np.ndarray, ext: str = ".jpg") -> str:
     """A BGR frame as the base64 text of its JPEG (or PNG), as ``image_base64`` carries it."""
     return base64.b64encode(encode_image(frame, ext)).decode()
+
+
+def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 30.0) -> Path:
+    """Write frames as an MP4 (OpenCV's ``mp4v``), as a phone's upload stands in; return ``path``.
+
+    Args:
+        path: The file to write.
+        frames: (H, W, 3) uint8 BGR frames, all of one size.
+        fps: Frames per second.
+
+    Raises:
+        OSError: OpenCV cannot write ``path``.
+
+    """
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write {path}")
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
 
 
 def walking_clip(count: int) -> list[np.ndarray]:

@@ -19,10 +19,11 @@ import cv2
 import numpy as np
 import pytest
 
-from scripts.triton_server import LocalTritonServer
-from scripts.video_client import get_json, poll, post_json, request, upload, write_video
 from tests.integration.test_reliability import ServiceProcess
 from tests.integration.test_service import LiveService, encode, read_frames, service_settings
+from tracker_tools.client import Response, ServiceClient
+from tracker_tools.media import write_video
+from tracker_tools.triton_server import LocalTritonServer
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +44,21 @@ RESULT_KEYS = {
     "frame_acceptance", "status",
 }  # fmt: skip
 PERSON_KEYS = {"personId", "confidence", "tracked", "camera", "smpl", "meshVertices", "meshFaces"}
+#: Timeout of each request and of each wait for a job (a synchronous job, a large result).
+TIMEOUT_S = 900.0
+
+
+def client_of(url: str) -> ServiceClient:
+    return ServiceClient(url, timeout_s=TIMEOUT_S)
+
+
+def answered(response: Response) -> tuple[int, Any]:
+    """(status, decoded JSON body)."""
+    return response.status, response.json()
+
+
+def get(client: ServiceClient, path: str) -> tuple[int, Any]:
+    return answered(client.request("GET", path))
 
 
 def runner_frames(count: int) -> list[np.ndarray]:
@@ -91,19 +107,26 @@ def service(
 
 
 @pytest.fixture(scope="module")
+def client(service: LiveService) -> ServiceClient:
+    return client_of(service.url)
+
+
+@pytest.fixture(scope="module")
 def clip(folders: dict[str, Path]) -> Path:
     frames = runner_frames(CLIP)
     return write_video(folders["shared"] / "clip.mp4", frames)
 
 
 @pytest.fixture(scope="module")
-def job(service: LiveService, folders: dict[str, Path]) -> Job:
+def job(service: LiveService, client: ServiceClient, folders: dict[str, Path]) -> Job:
     frames = runner_frames(FRAMES)
     hybrid_frames = [encode(frame, ".png") for frame in frames[:40]]
     for n in PAINTED_FRAMES:
         frames[n] = paint_out(frames[n])
     video = write_video(folders["root"] / "runner_painted.mp4", frames)
-    accepted = upload(service.url, "/process_video_async", video.read_bytes(), "999999")
+    accepted = answered(
+        client.upload_video("/process_video_async", video.read_bytes(), max_frames=999999)
+    )
     statuses: list[dict[str, Any]] = []
     hybrid: list[tuple[str, int]] = []
 
@@ -116,7 +139,7 @@ def job(service: LiveService, folders: dict[str, Path]) -> Job:
             )
             hybrid.append((status["status"], code))
 
-    final = poll(service.url, accepted[1]["job_id"], every_s=0.2, on_status=during)
+    final = client.wait_job(accepted[1]["job_id"], every_s=0.2, on_status=during)
     return Job(video, accepted, statuses, hybrid, final)
 
 
@@ -144,7 +167,7 @@ def test_every_frame_is_answered_with_one_identity_and_painted_frames_not_detect
     assert sum(seen) >= 0.9 * len(seen), f"{sum(seen)} of {len(seen)} visible frames detected"
 
 
-def test_flavour_a_answers_key_by_key(service: LiveService, job: Job) -> None:
+def test_flavour_a_answers_key_by_key(client: ServiceClient, job: Job) -> None:
     status, accepted = job.accepted
     assert status == 200 and accepted["status"] == "accepted" and accepted["message"]
     job_id = accepted["job_id"]
@@ -182,14 +205,15 @@ def test_flavour_a_answers_key_by_key(service: LiveService, job: Job) -> None:
         "timestamp": result["frames"][3]["timestamp"],
     }  # fmt: skip
 
-    code, jpeg, content_type = request(f"{service.url}/frame/{job_id}/12")
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert code == 200 and content_type == "image/jpeg" and image.shape == (360, 640, 3)
-    assert get_json(service.url, f"/frame/{job_id}/{FRAMES + 5}")[0] == 404
-    assert get_json(service.url, "/job_status/nope") == (404, {"error": "Job not found"})
-    assert get_json(service.url, "/frame/nope/1")[0] == 404
-    code, mp4, content_type = request(f"{service.url}/output/{job_id}")
-    assert code == 200 and content_type == "video/mp4" and mp4[4:8] == b"ftyp"
+    jpeg = client.request("GET", f"/frame/{job_id}/12")
+    image = cv2.imdecode(np.frombuffer(jpeg.body, np.uint8), cv2.IMREAD_COLOR)
+    assert jpeg.status == 200 and jpeg.content_type == "image/jpeg"
+    assert image.shape == (360, 640, 3)
+    assert get(client, f"/frame/{job_id}/{FRAMES + 5}")[0] == 404
+    assert get(client, "/job_status/nope") == (404, {"error": "Job not found"})
+    assert get(client, "/frame/nope/1")[0] == 404
+    mp4 = client.request("GET", f"/output/{job_id}")
+    assert mp4.status == 200 and mp4.content_type == "video/mp4" and mp4.body[4:8] == b"ftyp"
 
 
 def test_pose_hybrid_is_answered_while_a_job_runs(job: Job) -> None:
@@ -197,9 +221,10 @@ def test_pose_hybrid_is_answered_while_a_job_runs(job: Job) -> None:
     assert all(status == 200 for _, status in job.hybrid), job.hybrid
 
 
-def test_flavour_b_and_max_frames(service: LiveService, job: Job, clip: Path) -> None:
-    status, body = post_json(service.url, "/pose/video", {"video_path": "clip.mp4",
-                                                          "max_frames": 5})  # fmt: skip
+def test_flavour_b_and_max_frames(client: ServiceClient, job: Job, clip: Path) -> None:
+    status, body = answered(
+        client.post_json("/pose/video", {"video_path": "clip.mp4", "max_frames": 5})
+    )
     assert status == 200 and body["status"] == "success", body
     data = body["data"]
     assert RESULT_KEYS <= set(data) and data["total_frames"] == CLIP and data["frame_count"] == 5
@@ -208,17 +233,17 @@ def test_flavour_b_and_max_frames(service: LiveService, job: Job, clip: Path) ->
     assert clip.is_file(), "a client's own video is never deleted"
 
     # Busy engine: the path flavour queues (202) and its status endpoint follows the job.
-    busy = upload(service.url, "/process_video_async", clip.read_bytes())[1]["job_id"]
-    status, queued = post_json(service.url, "/pose/video", {"video_path": str(clip)})
+    busy = client.upload_video("/process_video_async", clip.read_bytes()).answer()["job_id"]
+    status, queued = answered(client.post_json("/pose/video", {"video_path": str(clip)}))
     assert status == 202, queued
     assert queued["status"] == "queued" and queued["queue_position"] >= 1 and queued["message"]
-    final = poll(service.url, queued["job_id"], path="/pose/video/status/")
+    final = client.wait_job(queued["job_id"], path="/pose/video/status/")
     assert final["status"] == "complete" and final["result"]["total_frames"] == CLIP
-    assert poll(service.url, busy)["status"] == "complete"
+    assert client.wait_job(busy)["status"] == "complete"
 
 
-def test_synchronous_process_video(service: LiveService, clip: Path) -> None:
-    status, body = upload(service.url, "/process_video", clip.read_bytes(), "10")
+def test_synchronous_process_video(client: ServiceClient, clip: Path) -> None:
+    status, body = answered(client.upload_video("/process_video", clip.read_bytes(), max_frames=10))
     assert status == 200 and body["status"] == "success"
     assert RESULT_KEYS <= set(body["data"]) and body["data"]["frame_count"] == 10
 
@@ -238,7 +263,7 @@ def _zero_frames(folder: Path) -> bytes:
 
 
 def test_bad_videos_are_refused_in_words_and_the_service_keeps_serving(
-    service: LiveService, clip: Path, folders: dict[str, Path]
+    client: ServiceClient, clip: Path, folders: dict[str, Path]
 ) -> None:
     long_clip = write_video(folders["root"] / "long.mp4", [np.zeros((48, 64, 3), np.uint8)] * 151)
     cases = [
@@ -252,16 +277,18 @@ def test_bad_videos_are_refused_in_words_and_the_service_keeps_serving(
         (b"", None, 400, "video"),
     ]
     for video, max_frames, expected, words in cases:
-        status, body = upload(service.url, "/process_video_async", video, max_frames)
+        status, body = answered(
+            client.upload_video("/process_video_async", video, max_frames=max_frames)
+        )
         assert (status, words in body["error"]) == (expected, True), (expected, body)
-    status, body = post_json(service.url, "/pose/video", {"video_path": "../jobs.sqlite"})
+    status, body = answered(client.post_json("/pose/video", {"video_path": "../jobs.sqlite"}))
     assert status == 400 and "inside" in body["error"]
     (folders["shared"] / "escape.mp4").symlink_to(folders["root"] / "long.mp4")
-    status, body = post_json(service.url, "/pose/video", {"video_path": "escape.mp4"})
+    status, body = answered(client.post_json("/pose/video", {"video_path": "escape.mp4"}))
     assert status == 400 and "inside" in body["error"]
-    status, body = post_json(service.url, "/pose/video", {"video_path": "missing.mp4"})
+    status, body = answered(client.post_json("/pose/video", {"video_path": "missing.mp4"}))
     assert status == 400 and "no file" in body["error"]
-    assert get_json(service.url, "/health")[0] == 200
+    assert client.request("GET", "/health").status == 200
 
 
 # --------------------------------------------------------------------------- restarts
@@ -275,11 +302,13 @@ def test_jobs_survive_a_restart_and_a_cut_off_job_runs_again(
     long_video = write_video(tmp_path / "runner40.mp4", runner_frames(40))
     first = ServiceProcess(triton_server, production_repository, **env)
     try:
-        done = upload(first.url, "/process_video_async", clip.read_bytes())[1]["job_id"]
-        assert poll(first.url, done)["status"] == "complete"
-        cut = upload(first.url, "/process_video_async", long_video.read_bytes())[1]["job_id"]
+        client = client_of(first.url)
+        done = client.upload_video("/process_video_async", clip.read_bytes()).answer()["job_id"]
+        assert client.wait_job(done)["status"] == "complete"
+        long_bytes = long_video.read_bytes()
+        cut = client.upload_video("/process_video_async", long_bytes).answer()["job_id"]
         deadline = time.monotonic() + 120
-        while get_json(first.url, f"/job_status/{cut}")[1]["status"] != "processing":
+        while get(client, f"/job_status/{cut}")[1]["status"] != "processing":
             assert time.monotonic() < deadline
             time.sleep(0.1)
         os.kill(first.process.pid, signal.SIGKILL)  # a crash, in the middle of the job
@@ -288,11 +317,12 @@ def test_jobs_survive_a_restart_and_a_cut_off_job_runs_again(
         first.stop()
     second = ServiceProcess(triton_server, production_repository, **env)
     try:
-        status, before = get_json(second.url, f"/job_status/{done}")
+        client = client_of(second.url)
+        status, before = get(client, f"/job_status/{done}")
         assert status == 200 and before["status"] == "complete"
         assert before["result"]["total_frames"] == CLIP
-        assert request(f"{second.url}/frame/{done}/3")[0] == 200
-        rerun = poll(second.url, cut)
+        assert client.request("GET", f"/frame/{done}/3").status == 200
+        rerun = client.wait_job(cut)
         assert rerun["status"] == "complete", rerun
         assert rerun["result"]["total_frames"] == 40
     finally:

@@ -2,24 +2,10 @@
 
 import base64
 
-from scripts.benchmark import load_video, markdown, stage_ms, triton_batches
+from scripts.benchmark import load_video, markdown, stage_ms
 from tests.conftest import shared_path
 from tracker_service.decode import image_size
 from tracker_tools.client import scrape as page
-
-TRITON = """# TYPE nv_inference_count counter
-nv_inference_count{{model="hmr2",version="1"}} {hmr2}
-nv_inference_count{{model="person_detector",version="1"}} {det}
-# TYPE nv_inference_exec_count counter
-nv_inference_exec_count{{model="hmr2",version="1"}} {hmr2_exec}
-nv_inference_exec_count{{model="person_detector",version="1"}} {det_exec}
-"""
-
-
-def test_triton_batch_is_inferences_over_executions_between_scrapes():
-    before = page(TRITON.format(hmr2=8, det=2, hmr2_exec=1, det_exec=2))  # warm-up batch of 8
-    after = page(TRITON.format(hmr2=8 + 24, det=2 + 24, hmr2_exec=1 + 8, det_exec=2 + 24))
-    assert triton_batches(before, after) == {"hmr2": 3.0, "person_detector": 1.0}
 
 
 def test_stage_times_are_per_frame_deltas_of_the_histogram_sums():

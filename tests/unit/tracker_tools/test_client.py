@@ -1,21 +1,31 @@
 """The one HTTP client, against the real service (waitress, Triton unreachable)."""
 
 import io
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from werkzeug.datastructures import FileStorage
 from werkzeug.formparser import parse_form_data
 
+from tests.stand_in import stand_in
 from tracker_service.app import create_app
 from tracker_service.server import Server
 from tracker_service.settings import Settings
-from tracker_tools.client import ClientError, ServiceClient, encode_multipart, scrape
-from tracker_tools.media import encode_image
+from tracker_tools.client import (
+    ClientError,
+    ServiceClient,
+    encode_multipart,
+    scrape,
+    triton_batches,
+)
+from tracker_tools.media import encode_image, read_frames, write_video
 
 
 def _free_port() -> int:
@@ -26,9 +36,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceClient]:
-    faces = tmp_path_factory.mktemp("faces") / "faces.npy"
+    root = tmp_path_factory.mktemp("service")
+    faces = root / "faces.npy"
     np.save(faces, np.zeros((13776, 3), np.int32))
-    app = create_app(Settings(triton_url=f"127.0.0.1:{_free_port()}", smpl_faces=str(faces)))
+    app = create_app(
+        Settings(
+            triton_url=f"127.0.0.1:{_free_port()}", smpl_faces=str(faces),
+            job_database=str(root / "jobs.sqlite"), job_data_dir=str(root / "jobs"),
+        )  # fmt: skip
+    )
     server = Server(app, host="127.0.0.1", port=0, threads=4, max_body_bytes=2**20, grace_s=5)
     loop = threading.Thread(target=server.serve)
     loop.start()
@@ -105,3 +121,84 @@ def test_scrape_drops_the_total_suffix() -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         ServiceClient("http://x", timeout_s=0)
+
+
+# --------------------------------------------------------------------------- video jobs
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A short MP4 of 4 frames, as :func:`write_video` writes it."""
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(4)]
+    path = write_video(tmp_path_factory.mktemp("clip") / "clip.mp4", frames)
+    assert len(read_frames(path, 10)) == 4
+    return path.read_bytes()
+
+
+def test_write_video_refuses_a_path_it_cannot_write(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match="cannot write"):
+        write_video(tmp_path / "missing" / "clip.mp4", [np.zeros((48, 64, 3), np.uint8)])
+
+
+def test_an_uploaded_job_is_polled_until_it_ends(service: ServiceClient, clip: bytes) -> None:
+    response = service.upload_video("/process_video_async", clip, max_frames=2)
+    accepted = response.answer()
+    assert accepted["status"] == "accepted" and accepted["job_id"]
+    seen: list[dict[str, Any]] = []
+    final = service.wait_job(accepted["job_id"], every_s=0.05, timeout_s=30, on_status=seen.append)
+    assert final["status"] == "error" and "not ready" in final["error"]  # Triton unreachable
+    assert seen[-1] == final and all(s["status"] != "error" for s in seen[:-1])
+    summary = service.wait_job(accepted["job_id"], path="/pose/video/status/", query="?frames=0")
+    assert summary["job_id"] == accepted["job_id"] and summary["status"] == "error"
+
+
+def test_the_synchronous_upload_answers_when_the_job_ended(
+    service: ServiceClient, clip: bytes
+) -> None:
+    response = service.upload_video("/process_video", clip, filename="phone.mp4")
+    assert response.status != 200 and "not ready" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "words"),
+    [
+        ({"max_frames": "ten"}, 400, "max_frames"),
+        ({"max_frames": 0}, 400, "max_frames"),
+        ({"filename": ""}, 400, "'video' is missing or empty"),
+    ],
+)
+def test_upload_fields_reach_the_service(
+    service: ServiceClient, clip: bytes, kwargs: dict[str, Any], status: int, words: str
+) -> None:
+    response = service.upload_video("/process_video_async", clip, **kwargs)
+    assert response.status == status and words in response.json()["error"]
+
+
+def test_waiting_on_an_unknown_job_is_a_client_error_in_words(service: ServiceClient) -> None:
+    with pytest.raises(ClientError, match="answered 404: Job not found") as info:
+        service.wait_job("nope")
+    assert info.value.status == 404
+
+
+def test_a_job_that_does_not_end_in_time_is_a_timeout_in_words() -> None:
+    processing = (200, json.dumps({"status": "processing", "job_id": "j"}).encode())
+    with stand_in({"/job_status/j": processing}) as url:
+        client = ServiceClient(url, timeout_s=0.3)
+        polls: list[dict[str, Any]] = []
+        with pytest.raises(TimeoutError, match="job j still processing after 0 s"):
+            client.wait_job("j", every_s=0.05, on_status=polls.append)  # the client's timeout
+        assert len(polls) >= 2
+
+
+def test_triton_batch_is_inferences_over_executions_between_scrapes() -> None:
+    page = """# TYPE nv_inference_count counter
+nv_inference_count{{model="hmr2",version="1"}} {hmr2}
+nv_inference_count{{model="person_detector",version="1"}} {det}
+# TYPE nv_inference_exec_count counter
+nv_inference_exec_count{{model="hmr2",version="1"}} {hmr2_exec}
+nv_inference_exec_count{{model="person_detector",version="1"}} {det_exec}
+"""
+    before = scrape(page.format(hmr2=8, det=2, hmr2_exec=1, det_exec=2))  # warm-up batch of 8
+    after = scrape(page.format(hmr2=8 + 24, det=2 + 24, hmr2_exec=1 + 8, det_exec=2 + 24))
+    assert triton_batches(before, after) == {"hmr2": 3.0, "person_detector": 1.0}
+    assert triton_batches(after, after) == {}
