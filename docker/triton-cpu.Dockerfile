@@ -2,9 +2,9 @@
 # tritonserver 2.51.0 that the PyPI wheel nvidia-pytriton 0.7.0 bundles (the server version of
 # NGC's 24.10 image, docker/triton.Dockerfile), with its only backend, Python. At start it
 # derives the Python-backend repository from the mounted production one (/models, read-only):
-# scripts/model_repository.py `local` writes the same names, shapes, batching and warmup, and
-# scripts/triton_python_runner.py runs each model.onnx with ONNX Runtime on the CPU, exactly as
-# the local server of the tests does (scripts/triton_server.py).
+# `python -m scripts.model_repository local` writes the same names, shapes, batching and warmup,
+# and tracker_tools/triton_python_runner.py runs each model.onnx with ONNX Runtime on the CPU,
+# exactly as the local server of the tests does (tracker_tools/triton_server.py).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -31,7 +31,8 @@ RUN pip install --no-cache-dir -r requirements/triton.txt \
 
 # What derives the local repository: the spec, the config derivation and the runner.
 COPY tracker_service/__init__.py tracker_service/model_spec.py tracker_service/
-COPY scripts/__init__.py scripts/model_repository.py scripts/triton_python_runner.py scripts/
+COPY tracker_tools/__init__.py tracker_tools/model_repository.py tracker_tools/triton_python_runner.py tracker_tools/
+COPY scripts/__init__.py scripts/model_repository.py scripts/
 
 USER 10002:10002
 

@@ -5,7 +5,7 @@ Production serves every model with Triton's ONNX Runtime backend on the GPU
 only the Python backend, so its configs are *derived* from the parsed
 production configs: same names, shapes, data types, batching and warmup, with
 ``backend: "python"``, CPU instances and no accelerators. The Python backend
-runs ``scripts/triton_python_runner.py`` on the very same ``model.onnx``.
+runs ``tracker_tools/triton_python_runner.py`` on the very same ``model.onnx``.
 
 Usage::
 

@@ -4,7 +4,7 @@ The PyPI wheel ``nvidia-pytriton`` bundles ``tritonserver`` with only the
 Python backend. It lives in its own virtual environment, ``.venv-triton``
 (``nvidia-pytriton==0.7.0 "numpy<2" onnxruntime``: with numpy 2 the Python
 backend reads zero tensors). The models run there through
-``scripts/triton_python_runner.py``, in a repository that
+``tracker_tools/triton_python_runner.py``, in a repository that
 ``tracker_tools.model_repository`` derives from the production one.
 
 Usage::

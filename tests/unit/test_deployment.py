@@ -275,8 +275,22 @@ def test_cpu_triton_image_serves_the_spec_like_the_production_image():
     assert base == instruction(DOCKER / "tracker.Dockerfile", "FROM")[0]
     copied = " ".join(instruction(DOCKER / "triton-cpu.Dockerfile", "COPY"))
     for source in ("requirements/triton.txt", "scripts/model_repository.py",
-                   "scripts/triton_python_runner.py", "tracker_service/model_spec.py"):
+                   "tracker_tools/model_repository.py", "tracker_tools/triton_python_runner.py",
+                   "tracker_service/model_spec.py"):
         assert source in copied
+
+
+@pytest.mark.parametrize("dockerfile", sorted(DOCKER.glob("*.Dockerfile")), ids=lambda p: p.name)
+def test_every_copied_file_exists_and_reaches_the_build_context(dockerfile):
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    allowed = [line[1:].rstrip("/") for line in ignore if line.startswith("!")]
+    for args in instruction(dockerfile, "COPY"):
+        *sources, _ = [word for word in args.split() if not word.startswith("--")]
+        for source in sources:
+            assert (REPO / source).exists(), f"{dockerfile.name} copies {source}: no such path"
+            assert any(source.rstrip("/") == a or source.startswith(a + "/") for a in allowed), (
+                f"{dockerfile.name} copies {source}, which .dockerignore keeps out of the context"
+            )
 
 
 def test_tracker_is_read_only_unprivileged_and_holds_no_secret(resolved):
