@@ -44,7 +44,7 @@ from tracker_service.tracking.offline import refine_video
 from tracker_service.tracking.smoothing import LiveSmoother
 from tracker_tools import mot_score
 from tracker_tools.machine import machine
-from tracker_tools.media import read_frames
+from tracker_tools.media import paint_over, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -346,16 +346,6 @@ def _as_detections(found: tuple[np.ndarray, np.ndarray]) -> list[Detection]:
     return [Detection(box=b, score=float(s)) for b, s in zip(boxes, scores, strict=True)]
 
 
-def paint_out(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """The frame with each box (grown by a fifth) painted in the frame's median colour."""
-    painted = frame.copy()
-    colour = np.median(frame.reshape(-1, 3), axis=0)
-    for x1, y1, x2, y2 in boxes.astype(int):
-        w, h = x2 - x1, y2 - y1
-        painted[max(y1 - h // 5, 0) : y2 + h // 5, max(x1 - w // 5, 0) : x2 + w // 5] = colour
-    return painted
-
-
 def video_parts(video: Path, detector: Detector) -> tuple[dict, dict]:
     """runner.mp4: box smoothness on the clean video, and the IoU in painted-out bursts."""
     frames = read_frames(video, 10_000)
@@ -369,7 +359,9 @@ def video_parts(video: Path, detector: Detector) -> tuple[dict, dict]:
     hidden = [i for burst in BURSTS for i in burst]
     painted = list(clean)
     for i in hidden:
-        painted[i] = detector(paint_out(frames[i], clean[i][0]))
+        hidden_frame = frames[i].copy()
+        paint_over(hidden_frame, clean[i][0])
+        painted[i] = detector(hidden_frame)
     masked_answers = track_three_ways([_as_detections(found) for found in painted], image_hw)
     answered = {
         method: [None if run[i] is None else run[i].box for i in hidden]

@@ -150,7 +150,7 @@ def draw_stick_figure(
 def paint_out_people(frames: Sequence[np.ndarray], numbers: Sequence[int], detect: Detect) -> None:
     """Paint every person the detector finds (score >= 0.05) over, in place, in some frames.
 
-    Each box, grown by a fifth on every side, is filled with the frame's median colour.
+    Each box is painted over by :func:`paint_over`.
 
     Args:
         frames: (H, W, 3) uint8 BGR frames.
@@ -164,7 +164,15 @@ def paint_out_people(frames: Sequence[np.ndarray], numbers: Sequence[int], detec
         boxes, scores = detect(image[None])
         boxes = boxes_to_frame(boxes[0], scale, pad, frame.shape[1::-1])
         boxes, _ = filter_detections(boxes, scores[0], 0.05, 1)
-        colour = np.median(frame.reshape(-1, 3), axis=0)
-        for x1, y1, x2, y2 in boxes.astype(int):
-            w, h = x2 - x1, y2 - y1
-            frame[max(y1 - h // 5, 0) : y2 + h // 5, max(x1 - w // 5, 0) : x2 + w // 5] = colour
+        paint_over(frame, boxes)
+
+
+def paint_over(frame: np.ndarray, boxes: np.ndarray) -> None:
+    """Paint boxes over, in place, in the frame's median colour.
+
+    Each ``(x1, y1, x2, y2)`` box is grown by a fifth of its size on every side.
+    """
+    colour = np.median(frame.reshape(-1, 3), axis=0)
+    for x1, y1, x2, y2 in boxes.astype(int):
+        w, h = x2 - x1, y2 - y1
+        frame[max(y1 - h // 5, 0) : y2 + h // 5, max(x1 - w // 5, 0) : x2 + w // 5] = colour
