@@ -2,18 +2,24 @@
 
 Nothing is created at import time. The factory builds the Triton client (unless given
 one), reads the mesh triangles, and keeps the one ``PoseService`` (pipeline, sessions,
-readiness, metrics) in ``app.extensions["tracker"]``.
+readiness, metrics) in ``app.extensions["tracker"]``. Every answer names the replica that
+served it (``X-Served-By``), so that a proxy's session affinity can be checked.
 """
 
 from __future__ import annotations
 
-from flask import Flask
+import socket
+
+from flask import Flask, Response
 
 from tracker_service.api import admin, errors, health, metrics, pose, video
 from tracker_service.inference import ModelNames, TritonModels
 from tracker_service.legacy import load_faces
 from tracker_service.service import PoseService
 from tracker_service.settings import Settings
+
+#: The header naming the replica that answered (additive).
+SERVED_BY = "X-Served-By"
 
 
 def create_app(settings: Settings | None = None, models: TritonModels | None = None) -> Flask:
@@ -33,22 +39,30 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
     """
     settings = settings or Settings()
     faces = load_faces(settings.smpl_faces)
-    if models is None:
-        models = TritonModels(
-            settings.triton_url,
-            protocol=settings.triton_protocol,
-            timeout_s=settings.triton_timeout_s,
-            names=ModelNames(
-                detector=settings.detector_model,
-                hmr2=settings.hmr2_model,
-                smpl=settings.smpl_model,
-            ),
-        )
     app = Flask(__name__, static_folder=None)  # only the video routes serve files
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, TESTING=False)
-    app.extensions["tracker"] = PoseService(settings, models, faces)
+    app.extensions["tracker"] = PoseService(settings, models or connect_models(settings), faces)
     errors.register_error_handlers(app)
+    served_by = settings.replica_name or f"{socket.gethostname()}:{settings.port}"
+
+    @app.after_request
+    def name_the_replica(response: Response) -> Response:
+        response.headers[SERVED_BY] = served_by  # a proxy's session affinity, checkable
+        return response
+
     metrics.init_app(app)
     for blueprint in (pose.bp, video.bp, health.bp, metrics.bp, admin.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def connect_models(settings: Settings) -> TritonModels:
+    """The Triton client the settings name (the service's and the job workers')."""
+    return TritonModels(
+        settings.triton_url,
+        protocol=settings.triton_protocol,
+        timeout_s=settings.triton_timeout_s,
+        names=ModelNames(
+            detector=settings.detector_model, hmr2=settings.hmr2_model, smpl=settings.smpl_model
+        ),
+    )

@@ -67,3 +67,9 @@ class QueueFull(ServiceError):
     """Every place in the job queue is taken: the client should retry later."""
 
     status_code = 429
+
+
+class JobStillRunning(ServiceError):
+    """A request waited for a job's end longer than it may (504); the job goes on."""
+
+    status_code = 504

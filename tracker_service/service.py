@@ -51,6 +51,18 @@ class PoseRequest:
     session_id: str
 
 
+def frame_pipeline(settings: Settings, models: TritonModels) -> FramePipeline:
+    """The model steps the settings describe (frames and job workers share them)."""
+    return FramePipeline(models, min_score=settings.min_score, min_box_px=settings.min_box_px)
+
+
+def tracker_config(settings: Settings) -> TrackerConfig:
+    """The tracker the settings describe (each session and each job builds its own)."""
+    return TrackerConfig(
+        max_age=settings.max_age, n_init=settings.n_init, detection_threshold=settings.min_score
+    )
+
+
 class PoseService:
     """Answers frames: the pipeline, the sessions and the legacy answer together.
 
@@ -77,14 +89,8 @@ class PoseService:
         self.reloader = Reloader(models, on_reloaded=self.readiness.invalidate, clock=clock)
         self._faces = faces
         self._encoder = AnswerEncoder(faces)
-        self._pipeline = FramePipeline(
-            models, min_score=settings.min_score, min_box_px=settings.min_box_px
-        )
-        self._tracker_config = TrackerConfig(
-            max_age=settings.max_age,
-            n_init=settings.n_init,
-            detection_threshold=settings.min_score,
-        )
+        self._pipeline = frame_pipeline(settings, models)
+        self._tracker_config = tracker_config(settings)
         self._clock = clock
         self.sessions = SessionStore(
             self._new_session,

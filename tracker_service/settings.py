@@ -160,14 +160,50 @@ class Settings:
         "hmr2-phalp-1", "answered as `model_version`: names the model set being served"
     )
     job_database: str = _setting(
-        "data/jobs.sqlite", "SQLite file of the whole-video job records (a volume in compose)",
+        "data/jobs.sqlite",
+        "the job queue: a SQLite file (one machine; a volume in compose), or a "
+        "`postgresql://user:password@host:5432/db` URL shared by API replicas and workers",
         NON_EMPTY,
     )
     job_data_dir: str = _setting(
         "data/jobs", "folder of the jobs' uploads, results and overlay videos (a volume)",
         NON_EMPTY,
     )
-    job_workers: int = _setting(1, "videos processed at once (1: one GPU)", POSITIVE)
+    job_workers: int = _setting(
+        1,
+        "videos this process runs at once (1: one GPU); 0: an API replica that only queues "
+        "and reads jobs (`python -m tracker_service.worker` processes run them)",
+        NON_NEGATIVE,
+    )
+    job_lease_s: float = _setting(
+        30.0,
+        "a running job's lease: a job whose worker stopped renewing it (killed, lost) this "
+        "long is claimed by another worker (a second time: `error`)",
+        POSITIVE,
+    )
+    job_heartbeat_s: float = _setting(
+        2.0,
+        "how often a worker stores its job's progress, renews the lease and reads a "
+        "cancellation (at most a third of the lease)",
+        POSITIVE,
+    )
+    job_poll_s: float = _setting(
+        1.0, "how often an idle worker, and a request waiting for a job, read the queue",
+        POSITIVE,
+    )
+    job_wait_s: float = _setting(
+        600.0,
+        "`POST /process_video`, `POST /pose/video`: longest wait for the job's end (the "
+        "app gives up after 10 min); beyond, 504 in words with the job id to poll",
+        POSITIVE,
+    )
+    worker_metrics_port: int = _setting(
+        9102, "`python -m tracker_service.worker`: port of its `/metrics`; 0: none",
+        NON_NEGATIVE, _at_most(65535),
+    )
+    replica_name: str = _setting(
+        "", "answered in the `X-Served-By` header (affinity checks); empty: `hostname:port`"
+    )
     job_queue_max: int = _setting(
         16, "jobs waiting at most; a submission beyond is a 429", POSITIVE
     )
@@ -211,6 +247,11 @@ class Settings:
             for check in f.metadata["checks"]:
                 if not check.holds(value):
                     raise ValueError(f"{f.name} must {check.words}, got {value!r}")
+        if 3 * self.job_heartbeat_s > self.job_lease_s:
+            raise ValueError(
+                f"job_heartbeat_s must be at most a third of job_lease_s, got "
+                f"{self.job_heartbeat_s} and {self.job_lease_s}"
+            )
 
     @property
     def max_request_bytes(self) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
-from tracker_service.errors import BadRequest, NotFound, PayloadTooLarge
+from tracker_service.errors import BadRequest, JobStillRunning, NotFound, PayloadTooLarge
 from tracker_service.jobs import media
 from tracker_service.jobs.engine import JobEngine
 from tracker_service.jobs.store import COMPLETE, ERROR, PROCESSING, QUEUED, JobRecord
@@ -192,7 +192,12 @@ def _processing_time(record: JobRecord) -> float:
 def _final(job_id: str) -> Response:
     """The ended job: 200 ``{"status": "success", "data": result}``, or its error."""
     engine = _engine()
-    record = engine.wait(job_id)
+    record = engine.wait(job_id, engine.settings.job_wait_s)
+    if record.status in (QUEUED, PROCESSING):
+        raise JobStillRunning(
+            f"job {job_id} is still {record.status} after {engine.settings.job_wait_s:.0f} s; "
+            f"poll GET /job_status/{job_id}"
+        )
     if record.status != COMPLETE:
         response = jsonify(error=record.error or f"the job ended {record.status}")
         response.status_code = record.error_status or 500

@@ -1,51 +1,45 @@
-"""The whole-video job engine: submit, queue, run, progress, result, overlay; persisted.
+"""The whole-video job engine: submit, queue, wait, read, cancel; and this process's workers.
 
-Why a small SQLite table and worker threads rather than a queue library such as huey: a
-job's life (queued, processing with progress, complete or error, cancelled) has to be read
-by the status endpoints within seconds in every state, survive a restart, and run inside
-the service's process, which holds the Triton client and the mesh triangles. huey's SQLite
-storage would add a second store for results and a consumer process, and still need this
-table for progress and cancellation. One table of records, the files in the job's folder,
-and ``job_workers`` threads (1 by default: one GPU) are all of it; the Redis road to
-several replicas stays open by putting the table behind another store.
-
-A run (analyse, track, refine, render) is :mod:`.run`'s.
+The queue is a store (:mod:`.store`): SQLite on one machine, PostgreSQL when API replicas
+and worker processes share it. The engine answers the endpoints from the store alone, so
+that any replica answers any job, whatever the workers are doing; the files live in one
+shared folder (:mod:`.artifacts`). ``TRACKER_JOB_WORKERS`` workers (:mod:`.worker`) run in
+this process (1 by default: one GPU, one process, as ``make demo`` runs it); an API replica
+of a scaled-out deployment runs none (0) and ``python -m tracker_service.worker`` processes
+run the jobs. A run (analyse, track, refine, render) is :mod:`.run`'s.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import os
+import socket
 import threading
 import time
 import uuid
-from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from tracker_service.errors import (
-    BadRequest,
-    NotFound,
-    PayloadTooLarge,
-    QueueFull,
-    ServiceError,
-)
+from tracker_service.errors import BadRequest, NotFound, PayloadTooLarge, QueueFull
 from tracker_service.jobs import media
-from tracker_service.jobs.result import (
-    ResultWriter,
-    summary_path,
+from tracker_service.jobs.artifacts import Artifacts
+from tracker_service.jobs.run import Refine, VideoRunner
+from tracker_service.jobs.store import (
+    COMPLETE,
+    ERROR,
+    PROCESSING,
+    QUEUED,
+    JobRecord,
+    JobStore,
+    open_store,
 )
-from tracker_service.jobs.run import (
-    JobCancelled,
-    JobInterrupted,
-    Progress,
-    Refine,
-    VideoRunner,
-)
-from tracker_service.jobs.store import COMPLETE, ERROR, PROCESSING, QUEUED, JobRecord, JobStore
+from tracker_service.jobs.worker import JobWorker, RunMetrics
 from tracker_service.pipeline import FramePipeline
 from tracker_service.readiness import ReadinessCache
 from tracker_service.settings import Settings
@@ -54,30 +48,23 @@ from tracker_service.tracking.offline import refine_video
 
 log = logging.getLogger(__name__)
 
-#: File names in a job's folder.
-RESULT, OVERLAY, UPLOAD = "result.json", "overlay.mp4", "upload"
-#: Runs a job may start; one cut off by this many restarts ends in ``error``.
-MAX_ATTEMPTS = 2
-#: How often an idle worker deletes the jobs past their retention, at most.
-_SWEEP_S = 60.0
-_JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 
+class StoreMetrics(Collector):
+    """``tracker_jobs{state}`` and ``tracker_job_queue``, read from the store at each scrape."""
 
-class JobMetrics:
-    """The job engine's metrics, in the service's registry."""
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
-        self.jobs = Gauge("tracker_jobs", "Video jobs, by state", ["state"], registry=r)
-        self.queue = Gauge("tracker_job_queue", "Video jobs waiting in the queue", registry=r)
-        self.frames = Counter("tracker_job_frames", "Video frames analysed by jobs", registry=r)
-        self.fps = Gauge(
-            "tracker_job_frames_per_second", "Frames per second of the latest job", registry=r
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The job counts of the whole deployment (every replica answers the same)."""
+        counts = self._store.counts()
+        jobs = GaugeMetricFamily("tracker_jobs", "Video jobs, by state", labels=["state"])
+        for state, count in counts.items():
+            jobs.add_metric([state], count)
+        yield jobs
+        yield GaugeMetricFamily(
+            "tracker_job_queue", "Video jobs waiting in the queue", value=counts[QUEUED]
         )
-        self.seconds = Histogram(
-            "tracker_job_seconds", "Run time of finished video jobs", ["state"],
-            buckets=_JOB_BUCKETS, registry=r,
-        )  # fmt: skip
 
 
 class JobEngine:
@@ -106,28 +93,28 @@ class JobEngine:
         refine: Refine = refine_video,
     ) -> None:
         self.settings = settings
-        self._folder = Path(settings.job_data_dir)
-        self._folder.mkdir(parents=True, exist_ok=True)
-        self.store = JobStore(settings.job_database)
-        self.metrics = JobMetrics(registry)
-        self._runner = VideoRunner(
-            settings, pipeline, tracker_config, readiness, faces,
-            frames=self.metrics.frames, fps=self.metrics.fps, refine=refine,
-        )  # fmt: skip
-        self._lock = threading.Condition()
-        self._waiting: deque[str] = deque()
-        self._running: dict[str, Progress] = {}
-        self._done: dict[str, threading.Event] = {}
+        self.artifacts = Artifacts(settings.job_data_dir)
+        self.store = open_store(settings.job_database)
+        registry.register(StoreMetrics(self.store))
+        self._wake = threading.Condition()
         self._stop = threading.Event()
-        self._recover()
-        self.metrics.queue.set_function(lambda: len(self._waiting))
-        self._refresh_counts()
-        self._workers = [
-            threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
-            for i in range(settings.job_workers)
-        ]
-        for worker in self._workers:
-            worker.start()
+        self._threads: list[threading.Thread] = []
+        if not settings.job_workers:
+            return
+        metrics = RunMetrics(registry)
+        runner = VideoRunner(
+            settings, pipeline, tracker_config, readiness, faces,
+            frames=metrics.frames, fps=metrics.fps, refine=refine,
+        )  # fmt: skip
+        prefix = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        for i in range(settings.job_workers):
+            worker = JobWorker(
+                f"{prefix}-{i}", store=self.store, runner=runner, artifacts=self.artifacts,
+                settings=settings, metrics=metrics, wake=self._wake, stop=self._stop,
+            )  # fmt: skip
+            thread = threading.Thread(target=worker.serve, name=f"job-worker-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     # ------------------------------------------------------------------ submitting
 
@@ -139,9 +126,8 @@ class JobEngine:
 
         """
         job_id = uuid.uuid4().hex
-        folder = self._folder / job_id
-        folder.mkdir(parents=True)
-        path = folder / UPLOAD
+        path = self.artifacts.upload(job_id)
+        path.parent.mkdir(parents=True)
         try:
             with path.open("wb") as out:
                 copied = _copy_bounded(stream, out, self.settings.job_max_bytes)
@@ -149,13 +135,13 @@ class JobEngine:
                 raise BadRequest("the video field is empty: send the video file")
             return self._submit(job_id, path, owns_video=True, max_frames=max_frames)
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            self.artifacts.remove(job_id)
             raise
 
     def submit_path(self, path: Path, max_frames: int | None) -> JobRecord:
-        """Queue a job on a video already on the service's disk (checked by the caller)."""
+        """Queue a job on a video already on the shared disk (checked by the caller)."""
         job_id = uuid.uuid4().hex
-        (self._folder / job_id).mkdir(parents=True)
+        self.artifacts.of(job_id).mkdir(parents=True)
         try:
             if path.stat().st_size > self.settings.job_max_bytes:
                 raise PayloadTooLarge(
@@ -164,7 +150,7 @@ class JobEngine:
                 )
             return self._submit(job_id, path, owns_video=False, max_frames=max_frames)
         except BaseException:
-            shutil.rmtree(self._folder / job_id, ignore_errors=True)
+            self.artifacts.remove(job_id)
             raise
 
     def _submit(
@@ -178,27 +164,23 @@ class JobEngine:
             job_id=job_id, status=QUEUED, video=str(path), owns_video=owns_video,
             max_frames=max_frames, created_at=time.time(),
         )  # fmt: skip
-        with self._lock:
-            if len(self._waiting) >= self.settings.job_queue_max:
-                raise QueueFull(
-                    f"{len(self._waiting)} video jobs are waiting, the most the queue holds; "
-                    "retry when one has finished"
-                )
-            self.store.insert(record)
-            self._done[job_id] = threading.Event()
-            self._waiting.append(job_id)
-            self._lock.notify()
+        if not self.store.insert(record, queue_max=self.settings.job_queue_max):
+            raise QueueFull(
+                f"{self.settings.job_queue_max} video jobs are waiting, the most the queue "
+                "holds; retry when one has finished"
+            )
+        with self._wake:
+            self._wake.notify()
         log.info(
             "Job %s queued: %s %dx%d, %d frames at %.2f fps, max_frames=%s",
             job_id, info.container, info.width, info.height, info.frames, info.fps, max_frames,
         )  # fmt: skip
-        self._refresh_counts()
         return record
 
     # ------------------------------------------------------------------ reading
 
     def get(self, job_id: str) -> JobRecord:
-        """The job's record, with the live progress of a running job.
+        """The job's record (a running job's progress is its worker's latest heartbeat).
 
         Raises:
             NotFound: Unknown job (``{"error": "Job not found"}``).
@@ -207,185 +189,60 @@ class JobEngine:
         record = self.store.get(job_id)
         if record is None:
             raise NotFound("Job not found")
-        progress = self._running.get(job_id)
-        if progress is not None and record.status == PROCESSING:
-            return JobRecord(**{**record.__dict__, "progress": progress.report()})
         return record
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job to start, or None when the job is not waiting."""
-        with self._lock:
-            return self._waiting.index(job_id) + 1 if job_id in self._waiting else None
+        return self.store.position(job_id)
 
     def idle(self) -> bool:
-        """Whether a new job would start at once (no job waiting, a worker free)."""
-        with self._lock:
-            return not self._waiting and len(self._running) < self.settings.job_workers
+        """Whether a new job would start at once: none queued, and a worker free.
 
-    def wait(self, job_id: str, timeout_s: float | None = None) -> JobRecord:
-        """Wait until the job has ended (or the timeout passed); return its record."""
-        event = self._done.get(job_id)
-        if event is not None:
-            event.wait(timeout_s)
-        return self.get(job_id)
+        The workers counted are this process's own, or one when it runs none (an API replica
+        does not know how many worker processes there are).
+        """
+        counts = self.store.counts()
+        return not counts[QUEUED] and counts[PROCESSING] < max(self.settings.job_workers, 1)
+
+    def wait(self, job_id: str, timeout_s: float) -> JobRecord:
+        """Poll the store until the job has ended or ``timeout_s`` passed; its record."""
+        deadline = time.monotonic() + timeout_s
+        record = self.get(job_id)
+        while record.status not in (COMPLETE, ERROR) and time.monotonic() < deadline:
+            time.sleep(min(self.settings.job_poll_s, max(deadline - time.monotonic(), 0.0)))
+            record = self.get(job_id)
+        return record
 
     def result_path(self, job_id: str, *, frames: bool = True) -> Path:
         """The result file of a job, or (``frames=False``) its summary keys alone."""
-        path = self._folder / job_id / RESULT
-        return path if frames else summary_path(path)
+        return self.artifacts.result(job_id, frames=frames)
 
     def overlay_path(self, job_id: str) -> Path:
         """The overlay video of a job (absolute: ``output_path``)."""
-        return (self._folder / job_id / OVERLAY).resolve()
+        return self.artifacts.overlay(job_id)
 
     def cancel(self, job_id: str) -> JobRecord:
-        """Cancel a queued or running job (it ends in ``error``); an ended job is unchanged."""
-        record = self.get(job_id)
-        with self._lock:
-            if job_id in self._waiting:
-                self._waiting.remove(job_id)
-                self._end(record, ERROR, error="cancelled by a client before it started")
-            elif job_id in self._running:
-                self._running[job_id].cancel.set()
-        return self.wait(job_id, timeout_s=30.0) if job_id in self._running else self.get(job_id)
+        """Cancel a queued or running job (it ends in ``error``); an ended job is unchanged.
+
+        A running job stops at its worker's next heartbeat: the answer waits for that, a few
+        heartbeats at most.
+        """
+        self.get(job_id)
+        ended = self.store.cancel(job_id, time.time())
+        if ended is not None:
+            if ended.owns_video:
+                Path(ended.video).unlink(missing_ok=True)
+            return ended
+        return self.wait(job_id, timeout_s=3 * self.settings.job_heartbeat_s)
 
     def close(self) -> None:
-        """Stop the workers: a running job stops between frames and is queued again."""
-        with self._lock:
+        """Stop this process's workers (a running job is queued again), close the store."""
+        with self._wake:
             self._stop.set()
-            self._lock.notify_all()
-        for worker in self._workers:
-            worker.join(timeout=60)
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=60)
         self.store.close()
-
-    # ------------------------------------------------------------------ running
-
-    def _recover(self) -> None:
-        """After a restart: queue the waiting jobs again, and re-run the cut-off ones once."""
-        for record in self.store.with_status(PROCESSING):
-            if record.attempts >= MAX_ATTEMPTS or not Path(record.video).is_file():
-                reason = (
-                    f"cut off by {record.attempts} service restarts; not retried"
-                    if Path(record.video).is_file()
-                    else "cut off by a service restart, and its video is gone"
-                )
-                log.warning("Job %s: %s", record.job_id, reason)
-                self._end(record, ERROR, error=reason, status_code=500)
-            else:
-                log.warning("Job %s was cut off by a restart: running it again", record.job_id)
-                self.store.update(record.job_id, status=QUEUED, progress=None)
-        for record in self.store.with_status(QUEUED):
-            self._done[record.job_id] = threading.Event()
-            self._waiting.append(record.job_id)
-        self._sweep()
-
-    def _work(self) -> None:
-        """Run the queue's jobs in order; sweep old jobs after each, and when idle."""
-        while True:
-            with self._lock:
-                if not self._waiting and not self._stop.is_set():
-                    self._lock.wait(timeout=min(self.settings.job_retention_s, _SWEEP_S))
-                if self._stop.is_set():
-                    return
-                job_id = self._waiting.popleft() if self._waiting else None
-                if job_id is not None:
-                    progress = self._running[job_id] = Progress(stop=self._stop)
-            if job_id is None:
-                self._sweep()
-                continue
-            try:
-                self._run(job_id, progress)
-            finally:
-                with self._lock:
-                    del self._running[job_id]
-                self._sweep()
-
-    def _run(self, job_id: str, progress: Progress) -> None:
-        """Run one job to its end; nothing raised here reaches the worker."""
-        record = self.store.get(job_id)
-        if record is None or record.status != QUEUED:
-            return
-        self.store.update(
-            job_id, status=PROCESSING, started_at=time.time(), attempts=record.attempts + 1
-        )
-        self._refresh_counts()
-        log.info("Job %s: started (attempt %d)", job_id, record.attempts + 1)
-        writer = ResultWriter(self.result_path(job_id))
-        try:
-            summary = self._runner.run(record, progress, writer, self.overlay_path(job_id))
-            writer.finish(summary)
-        except JobInterrupted:
-            writer.discard()
-            log.warning("Job %s: interrupted by the service stopping; queued again", job_id)
-            self.store.update(job_id, status=QUEUED, progress=None)
-            return
-        except JobCancelled:
-            writer.discard()
-            self._end(record, ERROR, error="cancelled by a client while it ran", progress=progress)
-            return
-        except ServiceError as error:
-            writer.discard()
-            self._end(record, ERROR, error=str(error), status_code=error.status_code,
-                      progress=progress)  # fmt: skip
-            return
-        except Exception as error:  # a crash ends the job, never the service
-            writer.discard()
-            log.exception("Job %s crashed", job_id)
-            self._end(record, ERROR, error=f"internal error ({type(error).__name__}: {error})",
-                      status_code=500, progress=progress)  # fmt: skip
-            return
-        self._end(record, COMPLETE, progress=progress)
-
-    def _end(
-        self,
-        record: JobRecord,
-        status: str,
-        *,
-        error: str | None = None,
-        status_code: int | None = None,
-        progress: Progress | None = None,
-    ) -> None:
-        """Record a job's end, release its waiters, delete its upload."""
-        now = time.time()
-        self.store.update(
-            record.job_id, status=status, finished_at=now, error=error, error_status=status_code,
-            progress=progress.report() if progress is not None else None,
-        )  # fmt: skip
-        ended = self.store.get(record.job_id)
-        started = None if ended is None else ended.started_at
-        if started is not None:
-            self.metrics.seconds.labels(status).observe(now - started)
-        if record.owns_video:
-            Path(record.video).unlink(missing_ok=True)
-        if error:
-            log.warning("Job %s: error: %s", record.job_id, error)
-        else:
-            log.info("Job %s: complete in %.1f s", record.job_id, now - (started or now))
-        self._done.setdefault(record.job_id, threading.Event()).set()
-        self._refresh_counts()
-
-    # ------------------------------------------------------------------ housekeeping
-
-    def _refresh_counts(self) -> None:
-        for state, count in self.store.counts().items():
-            self.metrics.jobs.labels(state).set(count)
-
-    def _sweep(self) -> None:
-        """Delete ended jobs older than ``job_retention_s``, then the oldest over the budget."""
-        finished = self.store.finished()
-        cutoff = time.time() - self.settings.job_retention_s
-        sizes = {record.job_id: _folder_bytes(self._folder / record.job_id) for record in finished}
-        used = sum(_folder_bytes(folder) for folder in self._folder.iterdir())
-        for record in finished:
-            old = (record.finished_at or 0.0) < cutoff
-            if not old and used <= self.settings.job_disk_budget_bytes:
-                break
-            log.info("Job %s: deleted (%s)", record.job_id, "retention" if old else "disk budget")
-            shutil.rmtree(self._folder / record.job_id, ignore_errors=True)
-            self.store.delete(record.job_id)
-            self._done.pop(record.job_id, None)
-            used -= sizes[record.job_id]
-        self._refresh_counts()
 
 
 def _copy_bounded(stream: IO[bytes], out: IO[bytes], limit: int) -> int:
@@ -397,7 +254,3 @@ def _copy_bounded(stream: IO[bytes], out: IO[bytes], limit: int) -> int:
             raise PayloadTooLarge(f"the video is over {limit} bytes, the most accepted")
         out.write(chunk)
     return copied
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from tracker_service.errors import NotFound, QueueFull
 from tracker_service.inference import Readiness
 from tracker_service.jobs.engine import JobEngine
-from tracker_service.jobs.store import JobStore
+from tracker_service.jobs.store import SqliteJobStore
 from tracker_service.readiness import Status
 from tracker_service.settings import Settings
 from tracker_service.tracking import TrackerConfig
@@ -46,7 +46,10 @@ def _clip(path: Path) -> Path:
 
 
 def _engine(tmp_path: Path, gate: Gate, **settings) -> JobEngine:
-    values = dict(job_database=str(tmp_path / "jobs.sqlite"), job_data_dir=str(tmp_path / "d"))
+    values = dict(
+        job_database=str(tmp_path / "jobs.sqlite"), job_data_dir=str(tmp_path / "d"),
+        job_heartbeat_s=0.1, job_lease_s=1.0, job_poll_s=0.05,
+    )  # fmt: skip
     return JobEngine(
         Settings(**values, **settings), None, TrackerConfig(), gate,
         np.zeros((13776, 3), np.int32), CollectorRegistry(),
@@ -108,7 +111,7 @@ def test_a_stop_queues_the_running_job_again_and_a_restart_runs_both(tmp_path):
     waiting = _submit(engine, clip)
     threading.Timer(0.5, gate.open.set).start()
     engine.close()  # the service stops: the running job stops between frames
-    store = JobStore(tmp_path / "jobs.sqlite")
+    store = SqliteJobStore(tmp_path / "jobs.sqlite")
     assert [store.get(j).status for j in (first, waiting)] == ["queued", "queued"]
     store.close()
 

@@ -1,0 +1,84 @@
+"""``python -m tracker_service.worker``: a job worker process, without the HTTP service.
+
+The API replicas (``TRACKER_JOB_WORKERS=0``) queue jobs in the shared store
+(``TRACKER_JOB_DATABASE``, a ``postgresql://`` URL) and write uploads to the shared folder
+(``TRACKER_JOB_DATA_DIR``); this process runs ``TRACKER_JOB_WORKERS`` of them at once (1: one
+GPU) on Triton (``TRACKER_TRITON_URL``), and serves its metrics on
+``TRACKER_WORKER_METRICS_PORT``. SIGTERM and SIGINT stop it: a running job is queued again
+for another worker. A worker killed outright loses its job's lease, and another worker
+runs the job after ``TRACKER_JOB_LEASE_S``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from tracker_service.app import connect_models
+from tracker_service.jobs.engine import JobEngine
+from tracker_service.legacy import load_faces
+from tracker_service.readiness import ReadinessCache
+from tracker_service.service import frame_pipeline, tracker_config
+from tracker_service.settings import Settings
+
+log = logging.getLogger("tracker_service.worker")
+
+
+def main() -> int:
+    """Run jobs until SIGTERM or SIGINT."""
+    settings = Settings.from_env(os.environ)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
+    )
+    if not settings.job_workers:
+        log.error("TRACKER_JOB_WORKERS is 0: a worker process runs at least one job at once")
+        return 2
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("Received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    models = connect_models(settings)
+    registry = CollectorRegistry()
+    engine = JobEngine(
+        settings, frame_pipeline(settings, models), tracker_config(settings),
+        ReadinessCache(models, ttl_s=settings.health_cache_s),
+        load_faces(settings.smpl_faces), registry,
+    )  # fmt: skip
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, registry=registry)
+    log.info(
+        "Job worker: %d at once, queue %s, files %s, Triton %s",
+        settings.job_workers, _redacted(settings.job_database), engine.artifacts.folder,
+        settings.triton_url,
+    )  # fmt: skip
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        engine.close()
+        models.close()
+    log.info("Stopped")
+    return 0
+
+
+def _redacted(location: str) -> str:
+    """A database URL without its password, for the log."""
+    head, at, tail = location.rpartition("@")
+    if not at:
+        return location
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.partition(':')[0]}:***@{tail}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
