@@ -26,8 +26,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -64,6 +64,7 @@ class Response:
         body: The raw body.
         content_type: The ``Content-Type`` header ('' when absent).
         seconds: Time from sending the request to the end of the body.
+        headers: The answer's headers.
 
     """
 
@@ -71,6 +72,7 @@ class Response:
     body: bytes
     content_type: str
     seconds: float
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         """The body decoded as JSON.
@@ -167,14 +169,13 @@ class ServiceClient:
         start = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s) as reply:
-                data = reply.read()
-                status, content_type = reply.status, reply.headers.get("Content-Type", "")
+                data, status, headers = reply.read(), reply.status, dict(reply.headers)
         except urllib.error.HTTPError as error:
-            data = error.read()
-            status, content_type = error.code, error.headers.get("Content-Type", "")
+            data, status, headers = error.read(), error.code, dict(error.headers)
         except (OSError, urllib.error.URLError) as error:
             raise ClientError(f"{method} {self.url}{path}: no answer ({error})") from error
-        return Response(status, data, content_type, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return Response(status, data, headers.get("Content-Type", ""), seconds, headers)
 
     def post_json(
         self, path: str, payload: Any, headers: dict[str, str] | None = None

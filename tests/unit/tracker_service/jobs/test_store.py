@@ -25,10 +25,20 @@ def job(job_id: str, created_at: float, **values) -> JobRecord:
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = SqliteJobStore(tmp_path / "sub" / "jobs.sqlite")
+def location(tmp_path):
+    """Where the store lives (``open_store``'s argument)."""
+    return str(tmp_path / "sub" / "jobs.sqlite")
+
+
+@pytest.fixture
+def store(location):
+    store = open_store(location)
     yield store
     store.close()
+
+
+def test_a_path_opens_sqlite(store):
+    assert isinstance(store, SqliteJobStore)
 
 
 def test_records_round_trip_and_states(store):
@@ -54,7 +64,8 @@ def test_fifo_claims_positions_and_the_queue_bound(store):
     assert not store.insert(job("d", 9.0), queue_max=3)
     assert [store.position(n) for n in "abcd"] == [1, 2, 3, None]
     first = store.claim("w1", 30.0, now=10.0)
-    assert (first.job_id, first.status, first.attempts, first.started_at) == ("a", PROCESSING, 1, 10.0)
+    assert (first.job_id, first.status, first.attempts) == ("a", PROCESSING, 1)
+    assert first.started_at == 10.0
     assert [store.position(n) for n in "abc"] == [None, 1, 2]
     assert store.claim("w2", 30.0, now=10.0).job_id == "b"
 
@@ -105,23 +116,28 @@ def test_release_queues_the_job_again_without_counting_the_run(store):
     assert (record.status, record.attempts, store.position("a")) == (QUEUED, 0, 1)
 
 
-def test_concurrent_claims_never_take_one_job_twice(store):
-    for i in range(20):
+def test_concurrent_claims_never_take_one_job_twice(store, location):
+    for i in range(40):
         store.insert(job(f"j{i:02d}", float(i)))
     claimed: list[str] = []
     lock = threading.Lock()
+    stores = [open_store(location) for _ in range(4)]  # a connection each, as processes have
 
-    def claim_all(worker: str) -> None:
-        while (record := store.claim(worker, 30.0, now=1.0)) is not None:
+    def claim_all(worker: str, own) -> None:
+        while (record := own.claim(worker, 30.0, now=1.0)) is not None:
             with lock:
                 claimed.append(record.job_id)
 
-    threads = [threading.Thread(target=claim_all, args=(f"w{i}",)) for i in range(4)]
+    threads = [
+        threading.Thread(target=claim_all, args=(f"w{i}", own)) for i, own in enumerate(stores)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert sorted(claimed) == [f"j{i:02d}" for i in range(20)]
+    for own in stores:
+        own.close()
+    assert sorted(claimed) == [f"j{i:02d}" for i in range(40)]
 
 
 def test_a_table_of_the_first_schema_gets_the_lease_columns(tmp_path):
