@@ -231,19 +231,22 @@ def nginx_bin() -> str | None:
 class LocalNginx(Child):
     """nginx in front of API replicas: consistent hashing on ``X-Session-Id``.
 
+    Its configuration, logs and temporary files live in a new folder under the system's
+    temporary folder (its workers run as ``nobody`` when this process is root, and must
+    reach it); :meth:`stop` removes it.
+
     Args:
-        folder: Its configuration, logs and temporary files (created).
         port: The port it listens on (loopback).
         upstreams: The replicas, ``host:port``.
 
     """
 
-    def __init__(self, folder: Path, port: int, upstreams: Sequence[str]) -> None:
+    def __init__(self, port: int, upstreams: Sequence[str]) -> None:
         binary = nginx_bin()
         if binary is None:
             raise ClusterError("nginx is not installed (apt-get install nginx)")
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o777)  # the workers run as nobody when the master is root
+        self.folder = folder = Path(tempfile.mkdtemp(prefix="tracker-nginx-"))
+        folder.chmod(0o777)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         servers = "\n".join(f"    server {u} max_fails=1 fail_timeout=3s;" for u in upstreams)
@@ -263,6 +266,12 @@ class LocalNginx(Child):
             "nginx", [binary, "-p", str(folder), "-c", str(folder / "nginx.conf")],
             folder / "nginx.out", stop_signal=signal.SIGQUIT,
         )  # fmt: skip
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """Graceful stop (SIGQUIT) by PID, then remove its folder."""
+        code = super().stop(timeout_s)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return code
 
     def wait_ready(self, timeout_s: float = 30.0) -> float:
         """Wait until it listens."""
