@@ -12,7 +12,7 @@ SMPL_DIR := build/smpl
 MODELS := $(REPO)/hmr2/1/model.onnx $(REPO)/smpl/1/model.onnx $(REPO)/person_detector/1/model.onnx \
 	$(REPO)/smpl/1/faces.npy
 
-.PHONY: help install models serve demo test test-compose lint bench clean
+.PHONY: help install models serve demo test test-compose test-scale lint bench clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -64,13 +64,18 @@ serve: install models  ## Run Triton and the tracker service (port 5000) until C
 demo: install models  ## Real video through POST /pose/hybrid on a real Triton server.
 	$(PY) -m scripts.demo
 
-test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz lint  ## Run every test.
-	$(PY) -m pytest
+test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz lint  ## Run every test (but test-scale's).
+	$(PY) -m pytest --ignore=tests/scale
 
 # Docker (the running engine, else Debian's docker.io started and stopped here), Compose v2 and
 # a local base image when no registry answers; SKIP_COMPOSE=1 where containers cannot run.
 test-compose: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz  ## Build the images, run the compose stack for real.
 	PY=$(PY) scripts/compose_test.sh
+
+# Debian's postgresql and nginx (installed when missing), a PostgreSQL queue, one Triton,
+# 2 API replicas, 2 job workers behind nginx; a worker and a replica killed mid-run.
+test-scale: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz  ## Scale out for real: 2 replicas, 2 workers, kills.
+	PY=$(PY) scripts/scale_test.sh
 
 lint:  ## Ruff, and mypy on tracker_service and tracker_tools.
 	$(PY) -m ruff check .
