@@ -1,5 +1,6 @@
 """The application factory and its endpoints, without Triton (Triton unreachable)."""
 
+import dataclasses
 import io
 import json
 import logging
@@ -221,3 +222,16 @@ def test_parse_form(form, header, expected):
     request = parse_form(form, files, header)
     assert (request.session_id, request.frame_number, request.visualize) == expected
     assert request.image == b"\x89PNG..."
+
+
+@pytest.mark.parametrize(
+    ("replica", "expected"), [("api-7", "api-7"), ("", f"{socket.gethostname()}:5000")]
+)
+def test_every_answer_names_the_replica_that_served_it(settings, replica, expected):
+    app = create_app(dataclasses.replace(settings, replica_name=replica))
+    try:
+        client = app.test_client()
+        for answer in (client.get("/health"), client.get("/job_status/unknown")):
+            assert answer.headers["X-Served-By"] == expected
+    finally:
+        app.extensions["tracker"].close()
