@@ -3,10 +3,10 @@
 The API replicas (``TRACKER_JOB_WORKERS=0``) queue jobs in the shared store
 (``TRACKER_JOB_DATABASE``, a ``postgresql://`` URL) and write uploads to the shared folder
 (``TRACKER_JOB_DATA_DIR``); this process runs ``TRACKER_JOB_WORKERS`` of them at once (1: one
-GPU) on Triton (``TRACKER_TRITON_URL``), and serves its metrics on
-``TRACKER_WORKER_METRICS_PORT``. SIGTERM and SIGINT stop it: a running job is queued again
-for another worker. A worker killed outright loses its job's lease, and another worker
-runs the job after ``TRACKER_JOB_LEASE_S``.
+GPU) on Triton (``TRACKER_TRITON_URL``; it claims no job before Triton is ready), and serves
+its metrics on ``TRACKER_WORKER_METRICS_PORT``. SIGTERM and SIGINT stop it: a running job is
+queued again for another worker. A worker killed outright loses its job's lease, and another
+worker runs the job after ``TRACKER_JOB_LEASE_S``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     models = connect_models(settings)
+    while not stop.is_set() and not models.readiness().ready:  # claim nothing Triton can't run
+        log.info("Waiting for Triton at %s: %s", settings.triton_url, models.readiness().error)
+        stop.wait(5.0)
     registry = CollectorRegistry()
     engine = JobEngine(
         settings, frame_pipeline(settings, models), tracker_config(settings),

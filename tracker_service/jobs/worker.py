@@ -85,8 +85,10 @@ class JobWorker:
         self._stop = stop
 
     def serve(self) -> None:
-        """Claim and run jobs until stopped; sweep old jobs when idle after a job, and then
-        every minute (or retention time, when shorter)."""
+        """Claim and run jobs until stopped.
+
+        Old jobs are swept when idle after a job, then every minute (or retention time).
+        """
         next_sweep = 0.0
         while not self._stop.is_set():
             try:
