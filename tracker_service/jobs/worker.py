@@ -122,6 +122,11 @@ class JobWorker:
         """Run one claimed job to its end; nothing raised here reaches the loop."""
         job_id = record.job_id
         log.info("Job %s: started by %s (attempt %d)", job_id, self.name, record.attempts)
+        if record.attempts > 1:
+            log.warning(
+                "Job %s: cut off by a restart or a crash of its worker (its lease ran out); "
+                "running it again", job_id,
+            )  # fmt: skip
         progress, lost, done = Progress(stop=self._stop), threading.Event(), threading.Event()
         beat = threading.Thread(
             target=self._heartbeat, args=(job_id, progress, lost, done),
