@@ -195,7 +195,7 @@ def _final(job_id: str) -> Response:
     record = engine.wait(job_id, engine.settings.job_wait_s)
     if record.status in (QUEUED, PROCESSING):
         raise JobStillRunning(
-            f"job {job_id} is still {record.status} after {engine.settings.job_wait_s:.0f} s; "
+            f"job {job_id} is still {record.status} after {engine.settings.job_wait_s:g} s; "
             f"poll GET /job_status/{job_id}"
         )
     if record.status != COMPLETE:

@@ -104,3 +104,30 @@ def test_a_job_without_triton_ends_in_error_in_words_and_the_service_serves(clie
     assert client.get("/health").status_code == 200
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'tracker_jobs{state="error"} 1.0' in metrics and "tracker_job_queue 0.0" in metrics
+
+
+def test_an_api_replica_queues_and_a_synchronous_wait_is_bounded(tmp_path):
+    faces = tmp_path / "faces.npy"
+    np.save(faces, np.zeros((13776, 3), np.int32))
+    replica = create_app(
+        Settings(
+            smpl_faces=str(faces), job_database=str(tmp_path / "jobs.sqlite"),
+            job_data_dir=str(tmp_path / "jobs"), job_workers=0, job_wait_s=0.5,
+            job_poll_s=0.1, job_heartbeat_s=0.1,
+        )  # fmt: skip
+    )
+    try:
+        client = replica.test_client()
+        answer = client.post(
+            "/process_video", data={"video": (io.BytesIO(_clip(tmp_path / "c.mp4")), "v.mp4")},
+            content_type="multipart/form-data",
+        )  # fmt: skip
+        error = answer.get_json()["error"]
+        assert answer.status_code == 504 and "still queued after 0.5 s" in error
+        job_id = error.split("poll GET /job_status/")[1]
+        status = client.get(f"/job_status/{job_id}").get_json()
+        assert (status["status"], status["queue_position"]) == ("queued", 1), "no worker here"
+        cancelled = client.delete(f"/job/{job_id}").get_json()
+        assert cancelled["status"] == "error" and "before it started" in cancelled["error"]
+    finally:
+        replica.extensions["tracker"].close()
