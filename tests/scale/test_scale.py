@@ -256,6 +256,17 @@ def _held_job(postgres: LocalPostgres, pid: int) -> tuple[str, int] | None:
     return row[0], int(progress.get("frames_done", 0))
 
 
+def _lease_left(postgres: LocalPostgres, job_id: str) -> float:
+    """Seconds until the job's lease runs out (the database's clock)."""
+    with psycopg.connect(postgres.url) as db:
+        row = db.execute(
+            "SELECT lease_until - EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION "
+            "FROM jobs WHERE job_id = %s", (job_id,),
+        ).fetchone()  # fmt: skip
+    assert row is not None
+    return float(row[0])
+
+
 def _attempts(postgres: LocalPostgres, job_id: str) -> tuple[str, int]:
     with psycopg.connect(postgres.url) as db:
         row = db.execute(
@@ -288,6 +299,7 @@ def test_nothing_is_lost_when_a_worker_and_a_replica_die(cluster: Cluster) -> No
                 time.sleep(0.2)
             victim.kill()
             killed_at = time.monotonic()
+            lease_left_s = _lease_left(cluster.postgres, held[0])
             cluster.start_worker(0)  # restarted, as a Deployment would
             # An API replica dies mid-session, and comes back.
             cluster.apis[0].kill()
@@ -327,6 +339,7 @@ def test_nothing_is_lost_when_a_worker_and_a_replica_die(cluster: Cluster) -> No
     FIGURES["jobs and frames lost"] = 0
     FIGURES["status requests answered"] = f"all {len(statuses)}, the slowest in {slowest:.2f} s"
     FIGURES["frame requests answered"] = f"all {SESSIONS * SESSION_FRAMES}"
+    FIGURES["seconds from the kill until its lease ran out"] = round(lease_left_s, 1)
     FIGURES["seconds until the dead worker's job was claimed again"] = round(reclaimed_s, 1)
     FIGURES["lease, heartbeat (s)"] = f"{LEASE_S}, {HEARTBEAT_S}"
     FIGURES["replicas that served each session"] = served
