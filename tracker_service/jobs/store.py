@@ -223,8 +223,21 @@ class JobStore(ABC):
             (now, max_attempts),
         )
 
-    def claim(self, worker: str, lease_s: float, now: float) -> JobRecord | None:
+    def claim(
+        self,
+        worker: str,
+        lease_s: float,
+        now: float,
+        *,
+        progress: dict[str, Any] | None = None,
+    ) -> JobRecord | None:
         """Take the oldest queued job, or one whose worker's lease ran out, for ``worker``.
+
+        Args:
+            worker: The lease's owner.
+            lease_s: The lease's length.
+            now: The run's start time.
+            progress: The progress to answer until the first heartbeat.
 
         Returns:
             The job, now ``processing`` under a lease of ``lease_s``, or None.
@@ -233,10 +246,10 @@ class JobStore(ABC):
         rows = self._returning(
             f"UPDATE jobs SET status = '{PROCESSING}', lease_owner = ?, "
             "lease_until = {now} + ?, attempts = attempts + 1, started_at = ?, "
-            "progress = NULL, cancel_requested = 0 WHERE job_id = (SELECT job_id FROM jobs "
+            "progress = ?, cancel_requested = 0 WHERE job_id = (SELECT job_id FROM jobs "
             f"WHERE status = '{QUEUED}' OR ({_EXPIRED}) ORDER BY created_at, job_id LIMIT 1 "
             "{lock})",
-            (worker, lease_s, now),
+            (worker, lease_s, now, _to_column("progress", progress)),
         )
         return rows[0] if rows else None
 

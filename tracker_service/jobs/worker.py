@@ -116,7 +116,9 @@ class JobWorker:
         for record in self._store.expire(MAX_ATTEMPTS, now):
             log.warning("Job %s: error: %s", record.job_id, record.error)
             self._drop_upload(record)
-        return self._store.claim(self.name, self._settings.job_lease_s, now)
+        return self._store.claim(
+            self.name, self._settings.job_lease_s, now, progress=Progress().report()
+        )
 
     def _run(self, record: JobRecord) -> None:
         """Run one claimed job to its end; nothing raised here reaches the loop."""

@@ -72,7 +72,9 @@ def test_fifo_claims_positions_and_the_queue_bound(store):
 
 def test_heartbeat_progress_cancel_and_fenced_end(store):
     store.insert(job("a", 1.0))
-    store.claim("w1", 30.0, now=1.0)
+    assert store.claim("w1", 30.0, now=1.0, progress={"stage": "analyse"}).progress == {
+        "stage": "analyse"
+    }, "a claimed job answers a progress at once"
     assert store.heartbeat("a", "w1", 30.0, {"stage": "analyse", "frames_done": 3}).cancel is False
     assert store.get("a").progress == {"stage": "analyse", "frames_done": 3}
     assert store.heartbeat("a", "w2", 30.0, {}) is None, "only the lease's owner beats"
