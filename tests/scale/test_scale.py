@@ -41,9 +41,9 @@ from tracker_tools.triton_server import LocalTritonServer, free_ports
 pytestmark = pytest.mark.integration
 
 JOBS = 6
-CLIP_FRAMES = 24
+CLIP_FRAMES = 16
 SESSIONS = 3
-SESSION_FRAMES = 48
+SESSION_FRAMES = 40
 #: Short leases, so that a dead worker's job is claimed again within seconds.
 LEASE_S, HEARTBEAT_S = 6.0, 1.0
 #: The longest any wait may take: each says what did not come up.
