@@ -97,7 +97,11 @@ class JobWorker:
                 log.exception("Worker %s: the job store failed; retrying", self.name)
                 record = None
             if record is not None:
-                self._run(record)
+                try:
+                    self._run(record)
+                except Exception:  # the loop outlives anything (the lease recovers the job)
+                    log.exception("Worker %s: job %s failed outside its run", self.name,
+                                  record.job_id)  # fmt: skip
                 next_sweep = 0.0  # a job ended: sweep once idle
                 continue
             if time.monotonic() >= next_sweep:
@@ -130,12 +134,17 @@ class JobWorker:
                 "running it again", job_id,
             )  # fmt: skip
         progress, lost, done = Progress(stop=self._stop), threading.Event(), threading.Event()
+        try:
+            writer = ResultWriter(self._artifacts.result(job_id))
+        except OSError as error:
+            words = f"its result cannot be written to the shared folder ({error})"
+            self._end(record, ERROR, progress, error=words, status_code=500)
+            return
         beat = threading.Thread(
             target=self._heartbeat, args=(job_id, progress, lost, done),
             name=f"heartbeat-{job_id[:8]}", daemon=True,
         )  # fmt: skip
         beat.start()
-        writer = ResultWriter(self._artifacts.result(job_id))
         try:
             summary = self._runner.run(record, progress, writer, self._artifacts.overlay(job_id))
             writer.finish(summary)

@@ -125,3 +125,15 @@ def test_a_stopping_worker_queues_its_job_again(tmp_path):
     record = harness.store.get("a")
     assert (record.status, record.attempts) == (QUEUED, 0), "a graceful stop is no attempt"
     harness.store.close()
+
+
+def test_a_job_whose_folder_is_gone_ends_in_error_in_words(harness):
+    harness.stop.set()  # hold the loop: the job is submitted without its folder
+    harness.thread.join(10)
+    harness.store.insert(JobRecord(job_id="b", status=QUEUED, video="/nowhere.mp4",
+                                   owns_video=False, max_frames=None, created_at=1.0))  # fmt: skip
+    harness.stop.clear()
+    harness.thread = threading.Thread(target=harness.worker.serve, daemon=True)
+    harness.thread.start()
+    ended = harness.wait_for("b", ERROR)
+    assert "cannot be written to the shared folder" in ended.error
