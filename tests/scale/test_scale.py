@@ -325,6 +325,8 @@ def test_nothing_is_lost_when_a_worker_and_a_replica_die(cluster: Cluster) -> No
     for final in finals.values():
         _assert_complete(final)
     assert _attempts(cluster.postgres, held[0]) == ("complete", 2), "claimed again, run again"
+    others = {_attempts(cluster.postgres, j) for j in ids if j != held[0]}
+    assert others == {("complete", 1)}, "every other job ran once"
     failed = [s for s, _ in statuses if s != 200]
     assert not failed, f"{len(failed)} of {len(statuses)} status requests not answered 200"
     slowest = max(seconds for _, seconds in statuses)
