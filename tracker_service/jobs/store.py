@@ -181,10 +181,6 @@ class JobStore(ABC):
         )
         return int(rows[0][0]) or None
 
-    def with_status(self, status: str) -> list[JobRecord]:
-        """Jobs in one state, oldest first."""
-        return self._select("WHERE status = ? ORDER BY created_at, job_id", status)
-
     def finished(self) -> list[JobRecord]:
         """Ended jobs (complete or error), the earliest ended first."""
         return self._select(f"WHERE {_ENDED} ORDER BY finished_at")
@@ -199,7 +195,10 @@ class JobStore(ABC):
         self._run("DELETE FROM jobs WHERE job_id = ?", (job_id,))
 
     def update(self, job_id: str, **values: Any) -> None:
-        """Change some fields of a job, unconditionally (tests and tools; workers use the rest)."""
+        """Change some fields of a job, unconditionally (an operator's repair, or a test's setup).
+
+        Workers never use it: their writes are the lease-fenced ones below.
+        """
         assignments = ", ".join(f"{name} = ?" for name in values)
         self._run(
             f"UPDATE jobs SET {assignments} WHERE job_id = ?",

@@ -55,7 +55,7 @@ def test_records_round_trip_and_states(store):
     assert [r.job_id for r in store.finished()] == ["b", "a"]  # the earliest ended first
     assert store.counts() == {"queued": 0, "processing": 0, "complete": 1, "error": 1}
     store.delete("b")
-    assert store.get("b") is None and store.with_status(COMPLETE) == [store.get("a")]
+    assert store.get("b") is None and store.finished() == [store.get("a")]
 
 
 def test_fifo_claims_positions_and_the_queue_bound(store):
