@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import orjson
 
-from tracker_service.legacy import FrameInfo, build_answer
+from tracker_service.legacy import FrameInfo, faces_json, frame_pose
 from tracker_service.render import encode_jpeg
 from tracker_service.tracking import TrackOutput
 from tracker_service.values import Body
@@ -94,7 +94,7 @@ def frame_entry(
         outputs: The tracker's (refined) outputs for the frame, for the flags and poses.
 
     """
-    answer = build_answer(info, bodies, main)
+    pose = frame_pose(info, bodies, main)
     by_id = {output.track_id: output for output in outputs}
     order = ([main] if main is not None else []) + [i for i in range(len(bodies)) if i != main]
     persons = [_person(bodies[i], by_id[_track_id(bodies[i])]) for i in order]
@@ -102,16 +102,16 @@ def frame_entry(
         "frameNumber": result_index,
         "originalFrameNumber": info.frame_number,
         "timestamp": round(timestamp, _S),
-        "confidence": answer["tracking_confidence"],
-        "keypoints": answer["keypoints"],
-        "joints3D": answer["joints_3d_raw"],
-        "jointAngles": answer["joint_angles_3d"],
-        "has3D": answer["has_3d"],
+        "confidence": pose.confidence,
+        "keypoints": pose.keypoints(),
+        "joints3D": pose.joints,
+        "jointAngles": pose.angles,
+        "has3D": main is not None,
         "meshRendered": main is not None,
         "vertices": [],
         "faces": [],
         "tracked": main is not None,
-        "personId": answer["track_id"],
+        "personId": None if pose.body is None else pose.body.track_id,
         "poseSource": persons[0]["source"] if persons else None,
         "persons": persons,
     }
@@ -200,7 +200,7 @@ class ResultWriter:
 
     def __init__(self, path: Path, faces: np.ndarray, budget_bytes: int) -> None:
         self.path = path
-        self._faces = np.ascontiguousarray(faces, np.int32)
+        self._faces = faces
         self._budget = budget_bytes
         self._parts = _parts_path(path).open("wb")
         self._lengths: list[list[int]] = []
@@ -248,7 +248,7 @@ class ResultWriter:
         lengths = np.asarray(self._lengths, np.int64).reshape(-1, 6)
         starts = np.concatenate([[0], np.cumsum(lengths.ravel())[:-1]]).reshape(lengths.shape)
         keys = orjson.dumps(summary, option=_OPTIONS)
-        faces = orjson.dumps(self._faces, option=_OPTIONS)
+        faces = faces_json(self._faces)
         plans = {}
         for kind in ("status", "sync"):
             plans[kind] = levels = _plan(lengths, len(keys) + len(faces), self._budget, kind)

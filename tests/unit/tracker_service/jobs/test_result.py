@@ -18,7 +18,7 @@ from tracker_service.jobs.result import (
     frame_entry,
     timeline_jpeg,
 )
-from tracker_service.legacy import FrameInfo
+from tracker_service.legacy import FrameInfo, build_answer
 from tracker_service.settings import BARE_FRAME_BYTES
 from tracker_service.tracking import TrackOutput
 from tracker_service.tracking.types import BodyPose, TrackState
@@ -99,6 +99,23 @@ def test_the_complete_result_has_every_mesh_image_and_pose_and_the_triangles_onc
         assert {k: v for k, v in frame.items() if k != "persons"} == {
             k: v for k, v in twin.items() if k != "imageBase64"
         }
+
+
+def test_a_frame_entry_and_the_legacy_answer_are_one_value_written_twice() -> None:
+    rng = np.random.default_rng(5)
+    (body, output), (other, other_output) = _body(4, rng), _body(9, rng)
+    info = FrameInfo(frame_number=3, width=640, height=360, focal=12500.0,
+                     session_id="job", model_version="test", tracked=True)  # fmt: skip
+    answer = build_answer(info, [other, body], 1)
+    entry = json.loads(orjson.dumps(frame_entry(
+        info, result_index=0, timestamp=0.1, bodies=[other, body], main=1,
+        outputs=[other_output, output],
+    ), option=orjson.OPT_SERIALIZE_NUMPY))  # fmt: skip
+    assert entry["keypoints"] == answer["keypoints"]
+    assert entry["joints3D"] == answer["joints_3d_raw"]
+    assert entry["jointAngles"] == answer["joint_angles_3d"]
+    assert (entry["confidence"], entry["personId"]) == (answer["tracking_confidence"], 4)
+    assert [p["personId"] for p in entry["persons"]] == [4, 9]  # main subject first
 
 
 def test_mesh_vertices_keep_a_millimetre_and_timeline_images_the_apps_size() -> None:
