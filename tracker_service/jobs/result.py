@@ -234,11 +234,6 @@ class ResultWriter:
             self._parts.write(piece)
         self._lengths.append([len(piece) for piece in encoded])
 
-    @property
-    def count(self) -> int:
-        """Frames added so far."""
-        return len(self._lengths)
-
     def finish(self, summary: dict[str, Any]) -> None:
         """Write the index and the summary keys; plan the bounded answers, logging a cut.
 
@@ -246,7 +241,7 @@ class ResultWriter:
         """
         self._parts.close()
         lengths = np.asarray(self._lengths, np.int64).reshape(-1, 6)
-        starts = np.concatenate([[0], np.cumsum(lengths.ravel())[:-1]]).reshape(lengths.shape)
+        starts = (np.cumsum(lengths.ravel()) - lengths.ravel()).reshape(lengths.shape)
         keys = orjson.dumps(summary, option=_OPTIONS)
         faces = faces_json(self._faces)
         plans = {}
@@ -254,7 +249,7 @@ class ResultWriter:
             plans[kind] = levels = _plan(lengths, len(keys) + len(faces), self._budget, kind)
             report = _report(levels, self._budget)
             if report["degraded"]:
-                log.warning("Job %s: its %s answer is over %d bytes whole; frames kept whole: %s",
+                log.warning("Job %s: %s answer over %d bytes whole: degraded, frames kept %s",
                             self.path.parent.name, kind, self._budget,
                             {k: report[k] for k in _DEGRADED})  # fmt: skip
         summary_path(self.path).write_bytes(keys)
