@@ -7,7 +7,8 @@ complete (``?frames=0`` polls), and measures, reading each answer as a stream:
 
 - ``GET /job_status/<id>``: bytes, and the time to serve it (request to last byte), plain
   and gzip-compressed (``Accept-Encoding: gzip``, as Node's clients send);
-- ``GET /result/<id>`` (the complete result, every mesh; 404 on a service without it).
+- ``GET /result/<id>`` (the complete result, every mesh; 404 on a service without it), plain
+  and gzip-compressed, and the status answer's ``answer_budget`` (what it kept).
 
 It runs against whatever service code is checked out, so the same command measures before
 and after a change. Writes ``docs/answer_sizes.md`` and ``.json``.
@@ -65,10 +66,14 @@ def job(client: ServiceClient, url: str, video: Path, frames: int) -> dict[str, 
         raise RuntimeError(f"the job failed: {final['error']}")
     status = measure(url, f"/job_status/{job_id}", gzip=False)
     status_gzip = measure(url, f"/job_status/{job_id}", gzip=True)
-    result = measure(url, f"/result/{job_id}", gzip=True)
-    report = final["result"].get("answer_budget")
-    return {"frames": frames, "status": status, "status_gzip": status_gzip,
-            "result_gzip": result, "answer_budget": report}  # fmt: skip
+    result = measure(url, f"/result/{job_id}", gzip=False)
+    result_gzip = measure(url, f"/result/{job_id}", gzip=True)
+    report = None  # the degradation, said by a service that has GET /result
+    if result["status"] == 200:
+        answer = client.request("GET", f"/job_status/{job_id}").json()
+        report = answer["result"]["answer_budget"]
+    return {"frames": frames, "status": status, "status_gzip": status_gzip, "result": result,
+            "result_gzip": result_gzip, "answer_budget": report}  # fmt: skip
 
 
 def markdown(runs: Sequence[dict[str, Any]], command: str, host: str, label: str) -> str:
@@ -80,18 +85,20 @@ def markdown(runs: Sequence[dict[str, Any]], command: str, host: str, label: str
         "the HMR2 size). Video: runner.mp4 (1920x1088) looped to N frames.",
         "",
         "| frames | status answer | per frame | served in | gzip on the wire | served in "
-        "| degraded (meshes / images / poses kept) | complete result, gzip |",
+        "| degraded: frames with meshes / images / poses | complete result (gzip) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
-        status, packed, result = run["status"], run["status_gzip"], run["result_gzip"]
+        status, packed = run["status"], run["status_gzip"]
+        result, result_gzip = run["result"], run["result_gzip"]
         kept = run["answer_budget"]
         degraded = (
             "n/a" if kept is None else "no" if not kept["degraded"]
             else f"{kept['meshes']} / {kept['images']} / {kept['poses']} of {kept['frames']}"
         )  # fmt: skip
         whole = (
-            f"{result['bytes'] / 2**20:.1f} MB in {result['seconds']:.1f} s"
+            f"{result['bytes'] / 2**20:.1f} MB ({result_gzip['bytes'] / 2**20:.1f} MB) "
+            f"in {result_gzip['seconds']:.1f} s"
             if result["status"] == 200 else f"absent ({result['status']})"
         )  # fmt: skip
         lines.append(
