@@ -150,6 +150,7 @@ let shownJob = null;
 async function openJob(jobId) {
   const job = await loadJob(jobId);
   shownJob = { id: jobId, ...job };
+  $("job-view").dataset.job = jobId;
   $("job-view").hidden = false;
   $("job-title").textContent = `Job ${jobId}`;
   const r = job.result;
@@ -279,6 +280,7 @@ async function follow(jobId) {
     const percent = job.status === "complete" ? 100 : job.progress?.percent ?? 0;
     $("job-progress").value = percent;
     $("job-state").textContent = `Job ${jobId.slice(0, 8)}: ${stateText(job)}`;
+    if (job.status === "complete" || job.status === "error") refreshJobs().catch(report);
     if (job.status === "complete") return openJob(jobId);
     if (job.status === "error") return;
     await new Promise((done) => setTimeout(done, JOB_POLL_MS));
@@ -338,11 +340,15 @@ async function refreshLive() {
 
 // --------------------------------------------------------------------------- tabs
 
+/** Refresh a tab's data every ``ms`` while it is shown; return a call that refreshes it now. */
 function every(ms, refresh, active) {
   const tick = () => { if (active()) refresh().catch(report); };
   tick();
   setInterval(tick, ms);
+  return tick;
 }
+
+const refreshers = {};
 
 function selectTab(tab) {
   for (const other of document.querySelectorAll('[role="tab"]')) {
@@ -352,6 +358,7 @@ function selectTab(tab) {
     $(other.getAttribute("aria-controls")).hidden = !selected;
   }
   tab.focus();
+  refreshers[tab.id]?.();
 }
 
 function setUpTabs() {
@@ -368,5 +375,5 @@ function setUpTabs() {
 setUpTabs();
 followVideo();
 $("upload-form").addEventListener("submit", submit);
-every(LIST_POLL_MS, refreshJobs, () => !$("panel-jobs").hidden && !document.hidden);
-every(LIVE_POLL_MS, refreshLive, () => !$("panel-live").hidden && !document.hidden);
+refreshers["tab-jobs"] = every(LIST_POLL_MS, refreshJobs, () => !$("panel-jobs").hidden && !document.hidden);
+refreshers["tab-live"] = every(LIVE_POLL_MS, refreshLive, () => !$("panel-live").hidden && !document.hidden);
