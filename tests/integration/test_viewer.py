@@ -173,8 +173,9 @@ def test_the_overlay_is_h264_and_plays(
         const video = document.getElementById('overlay');
         const before = video.currentTime;
         video.play().then(
-          () => setTimeout(() => done({ready: video.readyState, before, after: video.currentTime,
-            width: video.videoWidth, height: video.videoHeight, error: video.error && video.error.message}), 1500),
+          () => setTimeout(() => done({ready: video.readyState, before,
+            after: video.currentTime, width: video.videoWidth, height: video.videoHeight,
+            error: video.error && video.error.message}), 1500),
           (e) => done({error: String(e)}));
         """
     )
