@@ -188,7 +188,8 @@ def open_writer(
 class H264Writer:
     """H.264 (libx264, yuv420p) in an MP4 with ``+faststart``, through PyAV.
 
-    Frame ``k`` is stamped ``k / fps`` exactly (the rate as a fraction: 29.97 is 30000/1001).
+    Frame ``k`` is stamped ``k / fps`` exactly (the rate as a fraction: OpenCV's 29.97002997
+    is 30000/1001).
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:

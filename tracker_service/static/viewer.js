@@ -151,6 +151,7 @@ async function openJob(jobId) {
   const job = await loadJob(jobId);
   shownJob = { id: jobId, ...job };
   $("job-view").dataset.job = jobId;
+  history.replaceState(null, "", `#${jobId}`);
   $("job-view").hidden = false;
   $("job-title").textContent = `Job ${jobId}`;
   const r = job.result;
@@ -374,6 +375,7 @@ function setUpTabs() {
 
 setUpTabs();
 followVideo();
+if (location.hash.length > 1) openJob(location.hash.slice(1)).catch(report); // /#<job id>
 $("upload-form").addEventListener("submit", submit);
 refreshers["tab-jobs"] = every(LIST_POLL_MS, refreshJobs, () => !$("panel-jobs").hidden && !document.hidden);
 refreshers["tab-live"] = every(LIVE_POLL_MS, refreshLive, () => !$("panel-live").hidden && !document.hidden);
