@@ -33,6 +33,8 @@ DEFAULT_FPS = 30.0
 #: The overlay codecs: PyAV's H.264 encoder, else OpenCV's MPEG-4 Part 2 (codec, name).
 H264 = ("libx264", "H.264")
 MPEG4 = ("mp4v", "MPEG-4 Part 2")
+#: Ticks per second of the overlay's timestamps.
+_TICKS = 90_000
 #: x264's constant rate factor (18: visually lossless overlays at a few Mbit/s for 1080p).
 _CRF = "18"
 
@@ -154,6 +156,33 @@ def read_frame(path: Path, index: int) -> np.ndarray | None:
         capture.release()
 
 
+def frame_times(path: Path) -> list[float]:
+    """Each frame's presentation time in seconds from the first, in order, from PyAV's demuxer.
+
+    Exact where OpenCV gives only a mean rate: a phone's variable-rate video keeps its own
+    times. Empty when PyAV is missing or the container stamps no frame (the callers then
+    count frames at the mean rate: :func:`frame_time`).
+    """
+    try:
+        import av
+    except ImportError:
+        return []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        base = stream.time_base
+        stamps = sorted(
+            packet.pts * base
+            for packet in container.demux(stream)
+            if base is not None and packet.pts is not None and packet.size
+        )
+    return [float(t - stamps[0]) for t in stamps]  # none stamped: empty
+
+
+def frame_time(times: list[float], index: int, fps: float) -> float:
+    """Frame ``index``'s time: from ``times`` (:func:`frame_times`), else ``index / fps``."""
+    return times[index] if index < len(times) else index / fps
+
+
 def overlay_codec() -> tuple[str, str]:
     """The best overlay codec this machine can encode: (codec, name); see the module."""
     try:
@@ -167,18 +196,20 @@ def overlay_codec() -> tuple[str, str]:
 
 
 def open_writer(
-    path: Path, codec: str, fps: float, size: tuple[int, int]
+    path: Path, codec: str, fps: float, size: tuple[int, int], times: list[float] | None = None
 ) -> H264Writer | cv2.VideoWriter:
     """An MP4 writer of (width, height) frames in ``codec`` (from :func:`overlay_codec`).
 
-    Both writers take BGR frames in order with ``write``, and end with ``release``.
+    Both writers take BGR frames in order with ``write``, and end with ``release``. The H.264
+    writer stamps frame ``k`` at ``times[k]`` (the source's, :func:`frame_times`), else at
+    ``k / fps``; OpenCV's fallback knows only ``fps``.
 
     Raises:
         RuntimeError: The file cannot be written.
 
     """
     if codec == H264[0]:
-        return H264Writer(path, fps, size)
+        return H264Writer(path, fps, size, times or [])
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*codec), fps, size)
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write the overlay video {path}")
@@ -188,14 +219,16 @@ def open_writer(
 class H264Writer:
     """H.264 (libx264, yuv420p) in an MP4 with ``+faststart``, through PyAV.
 
-    Frame ``k`` is stamped ``k / fps`` exactly (the rate as a fraction: OpenCV's 29.97002997
-    is 30000/1001).
+    Frame ``k`` is stamped ``times[k]``, or past them ``k / fps`` (the rate as a fraction:
+    OpenCV's 29.97002997 is 30000/1001), in ticks of 1/90000 s (MPEG's clock).
     """
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], times: list[float]) -> None:
         import av
 
         self._picture = av.VideoFrame.from_ndarray
+        self._fps = fps
+        self._times = times
         rate = Fraction(fps).limit_denominator(1001)
         try:
             self._container = av.open(
@@ -207,10 +240,11 @@ class H264Writer:
         self._stream = self._container.add_stream(
             "libx264", rate=rate, options={"crf": _CRF, "preset": "veryfast"},
             width=width + width % 2, height=height + height % 2,  # yuv420p: even sides
-            pix_fmt="yuv420p", time_base=1 / rate,
+            pix_fmt="yuv420p", time_base=Fraction(1, _TICKS),
         )  # fmt: skip
         self._size = (self._stream.height, self._stream.width)
         self._count = 0
+        self._pts = -1
 
     def write(self, frame: np.ndarray) -> None:
         """Encode one (H, W, 3) uint8 BGR frame (padded by one pixel to even sides)."""
@@ -221,7 +255,8 @@ class H264Writer:
                 cv2.BORDER_REPLICATE,
             )  # fmt: skip
         picture = self._picture(np.ascontiguousarray(frame), format="bgr24")
-        picture.pts = self._count
+        time = frame_time(self._times, self._count, self._fps)
+        self._pts = picture.pts = max(round(time * _TICKS), self._pts + 1)  # strictly rising
         self._count += 1
         self._container.mux(self._stream.encode(picture))
 

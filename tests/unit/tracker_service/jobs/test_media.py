@@ -113,3 +113,37 @@ def test_overlay_falls_back_to_mpeg4_without_pyav(tmp_path, monkeypatch, caplog)
 )  # fmt: skip
 def test_evenly_spaced(total, wanted, expected):
     assert evenly_spaced(total, wanted) == expected
+
+
+def _variable_rate_clip(path: Path, times: list[float]) -> Path:
+    """An H.264 MP4 whose frames are stamped at ``times`` (as a phone's variable rate)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(
+            "libx264", rate=30, width=64, height=48, pix_fmt="yuv420p",
+            time_base=Fraction(1, 1000),
+        )  # fmt: skip
+        for i, time in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), "bgr24")
+            frame.pts = round(1000 * time)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_a_variable_rate_video_keeps_its_frame_times_in_the_overlay(tmp_path):
+    times = [0.0, 0.033, 0.1, 0.2, 0.233, 0.5, 0.533, 0.9]
+    clip = _variable_rate_clip(tmp_path / "vfr.mp4", times)
+    assert media.frame_times(clip) == pytest.approx(times, abs=1e-3)
+    out = tmp_path / "overlay.mp4"
+    writer = media.open_writer(out, media.H264[0], 8.9, (64, 48), media.frame_times(clip))
+    for frame in media.read_frames(clip):
+        writer.write(frame)
+    writer.release()
+    assert media.frame_times(out) == pytest.approx(times, abs=1e-3)
+
+
+def test_frame_time_counts_at_the_mean_rate_past_the_known_times(monkeypatch, tmp_path):
+    assert media.frame_time([0.0, 0.04], 1, 25.0) == 0.04
+    assert media.frame_time([0.0, 0.04], 5, 25.0) == pytest.approx(0.2)
+    monkeypatch.setitem(sys.modules, "av", None)
+    assert media.frame_times(_clip(tmp_path / "a.mp4", 3)) == []  # without PyAV
