@@ -160,7 +160,7 @@ def test_the_upload_and_the_job_progress_show_and_the_job_completes(
     assert "complete" in row[0].text
 
 
-def test_the_overlay_is_h264_and_plays(
+def test_the_overlay_is_h264_and_plays_and_the_frame_follows_it(
     browser: webdriver.Chrome, viewed: Viewed, service: LiveService
 ) -> None:
     assert browser.find_element(By.ID, "overlay-codec").text == "H.264"
@@ -175,13 +175,16 @@ def test_the_overlay_is_h264_and_plays(
         video.play().then(
           () => setTimeout(() => done({ready: video.readyState, before,
             after: video.currentTime, width: video.videoWidth, height: video.videoHeight,
-            error: video.error && video.error.message}), 1500),
+            error: video.error && video.error.message,
+            frame: Number(document.getElementById('scrubber').value)}), 1500),
           (e) => done({error: String(e)}));
         """
     )
     assert state["error"] is None, state
     assert state["ready"] >= 2 and state["after"] > state["before"] + 0.2, state
     assert (state["width"], state["height"]) == SIZE
+    # The scrubber (and with it the timeline's mark and the mesh) follows the playing video.
+    assert abs(state["frame"] - state["after"] * 30) <= 4, state
 
 
 def _canvas_pixels(browser: webdriver.Chrome) -> np.ndarray:

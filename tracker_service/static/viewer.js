@@ -232,15 +232,23 @@ function frameAt(time) {
   return low;
 }
 
+/** Keep the scrubber, timeline and mesh on the frame the video shows, frame by frame. */
 function followVideo() {
   const video = $("overlay");
+  const perFrame = "requestVideoFrameCallback" in video;
+  let pending = false; // one chain of frame callbacks at a time
+  const show = () => { if (shownJob) showFrame(frameAt(video.currentTime)); };
   const step = () => {
-    if (shownJob && !video.paused) showFrame(frameAt(video.currentTime));
-    if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(step);
+    pending = false;
+    show();
+    if (perFrame && !video.paused) {
+      pending = true;
+      video.requestVideoFrameCallback(step);
+    }
   };
-  video.addEventListener("play", step);
-  video.addEventListener("seeked", () => { if (shownJob) showFrame(frameAt(video.currentTime)); });
-  if (!("requestVideoFrameCallback" in video)) video.addEventListener("timeupdate", step);
+  video.addEventListener("play", () => { if (!pending) step(); });
+  video.addEventListener("seeked", show);
+  if (!perFrame) video.addEventListener("timeupdate", show);
   $("scrubber").addEventListener("input", (e) => seek(Number(e.target.value)));
 }
 
