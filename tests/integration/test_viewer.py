@@ -187,6 +187,17 @@ def test_the_overlay_is_h264_and_plays_and_the_frame_follows_it(
     assert abs(state["frame"] - state["after"] * 30) <= 4, state
 
 
+def test_the_overlay_streams_index_first_and_by_ranges(
+    viewed: Viewed, service: LiveService
+) -> None:
+    whole = service.client.request("GET", f"/output/{viewed.job_id}").body
+    assert 0 < whole.find(b"moov") < whole.find(b"mdat")  # +faststart: playable as it arrives
+    part = service.client.request(
+        "GET", f"/output/{viewed.job_id}", headers={"Range": "bytes=1000-1999"}
+    )
+    assert (part.status, part.body) == (206, whole[1000:2000])
+
+
 def _canvas_pixels(browser: webdriver.Chrome) -> np.ndarray:
     png = browser.find_element(By.ID, "mesh-view").screenshot_as_png
     return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
