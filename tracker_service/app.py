@@ -12,7 +12,7 @@ import socket
 
 from flask import Flask, Response
 
-from tracker_service.api import admin, errors, health, metrics, pose, video
+from tracker_service.api import admin, errors, health, metrics, pose, ui, video
 from tracker_service.inference import ModelNames, TritonModels
 from tracker_service.legacy import load_faces
 from tracker_service.service import PoseService
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
     """
     settings = settings or Settings()
     faces = load_faces(settings.smpl_faces)
-    app = Flask(__name__, static_folder=None)  # only the video routes serve files
+    app = Flask(__name__, static_folder=None)  # the viewer's blueprint serves its own
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, TESTING=False)
     app.extensions["tracker"] = PoseService(settings, models or connect_models(settings), faces)
     errors.register_error_handlers(app)
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
         return response
 
     metrics.init_app(app)
-    for blueprint in (pose.bp, video.bp, health.bp, metrics.bp, admin.bp):
+    for blueprint in (pose.bp, video.bp, health.bp, metrics.bp, admin.bp, ui.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -110,7 +110,8 @@ class JobEngine:
         for i in range(settings.job_workers):
             worker = JobWorker(
                 f"{prefix}-{i}", store=self.store, runner=runner, artifacts=self.artifacts,
-                settings=settings, metrics=metrics, wake=self._wake, stop=self._stop,
+                faces=faces, settings=settings, metrics=metrics, wake=self._wake,
+                stop=self._stop,
             )  # fmt: skip
             thread = threading.Thread(target=worker.serve, name=f"job-worker-{i}", daemon=True)
             thread.start()

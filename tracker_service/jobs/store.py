@@ -185,6 +185,10 @@ class JobStore(ABC):
         """Ended jobs (complete or error), the earliest ended first."""
         return self._select(f"WHERE {_ENDED} ORDER BY finished_at")
 
+    def recent(self, limit: int) -> list[JobRecord]:
+        """The ``limit`` latest submitted jobs, the latest first."""
+        return self._select("ORDER BY created_at DESC LIMIT ?", limit)
+
     def counts(self) -> dict[str, int]:
         """Jobs per state (every state, 0 when none)."""
         rows = self._run("SELECT status, COUNT(*) FROM jobs GROUP BY status")

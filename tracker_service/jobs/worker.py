@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tracker_service.errors import ServiceError
@@ -56,7 +57,8 @@ class JobWorker:
         store: The job queue.
         runner: Runs one job's video.
         artifacts: The jobs' files.
-        settings: The service's settings (``job_*``).
+        faces: (13776, 3) mesh triangles (the result's, once per result).
+        settings: The service's settings (``job_*``, ``answer_budget_bytes``).
         metrics: Where run times are observed.
         wake: Notified when a job is queued in this process (else the store is polled).
         stop: Set when the process stops: a running job is released, queued again.
@@ -70,6 +72,7 @@ class JobWorker:
         store: JobStore,
         runner: VideoRunner,
         artifacts: Artifacts,
+        faces: np.ndarray,
         settings: Settings,
         metrics: RunMetrics,
         wake: threading.Condition,
@@ -79,6 +82,7 @@ class JobWorker:
         self._store = store
         self._runner = runner
         self._artifacts = artifacts
+        self._faces = faces
         self._settings = settings
         self._metrics = metrics
         self._wake = wake
@@ -135,7 +139,9 @@ class JobWorker:
             )  # fmt: skip
         progress, lost, done = Progress(stop=self._stop), threading.Event(), threading.Event()
         try:
-            writer = ResultWriter(self._artifacts.result(job_id))
+            writer = ResultWriter(
+                self._artifacts.result(job_id), self._faces, self._settings.answer_budget_bytes
+            )
         except OSError as error:
             words = f"its result cannot be written to the shared folder ({error})"
             self._end(record, ERROR, progress, error=words, status_code=500)

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -49,6 +50,7 @@ class Harness:
         self.stop = threading.Event()
         self.worker = JobWorker(
             "w1", store=self.store, runner=self.runner, artifacts=self.artifacts,
+            faces=np.zeros((13776, 3), np.int32),
             settings=Settings(job_heartbeat_s=0.05, job_lease_s=0.5, job_poll_s=0.02),
             metrics=RunMetrics(CollectorRegistry()), wake=threading.Condition(), stop=self.stop,
         )  # fmt: skip
