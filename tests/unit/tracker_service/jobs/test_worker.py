@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tracker_service.jobs.artifacts import Artifacts
+from tracker_service.jobs.result import StoredResult
 from tracker_service.jobs.store import (
     COMPLETE,
     ERROR,
@@ -95,7 +96,7 @@ def test_a_job_runs_with_its_progress_stored_and_completes(harness):
     harness.runner.release.set()
     done = harness.wait_for("a", COMPLETE)
     assert done.attempts == 1 and not upload.exists(), "the upload is deleted at the end"
-    assert harness.artifacts.result("a").is_file()
+    assert StoredResult.load(harness.artifacts.result("a")) is not None, "the result is stored"
 
 
 def test_a_cancel_in_the_store_reaches_the_running_job(harness):
