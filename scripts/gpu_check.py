@@ -18,9 +18,11 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--started-at", type=float, default=None,
                         help="epoch seconds when the setup began (scripts/gpu_check.sh): the "
                         "deadline counts from there")  # fmt: skip
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="multiply every budget and the deadline (a loaded or slow machine; "
+                        "the report says so)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("docs/gpu.md"))
     args = parser.parse_args(arguments)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -83,10 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 repeats=options.repeats)  # fmt: skip
     started = args.started_at if args.started_at is not None else time.time()
     setup_s = time.time() - started if args.started_at is not None else None
-    deadline_s = check.CPU_DEADLINE_S if args.cpu else check.GPU_DEADLINE_S
+    deadline_s = args.time_scale * (check.CPU_DEADLINE_S if args.cpu else check.GPU_DEADLINE_S)
     deadline = time.monotonic() + deadline_s - (time.time() - started)
     host = machine()
-    steps = check.plan(options)
+    steps = [replace(step, budget_s=args.time_scale * step.budget_s)
+             for step in check.plan(options)]  # fmt: skip
+    shutil.rmtree(options.work, ignore_errors=True)  # no figure or model of an earlier run
     environment = (lambda: dict(os.environ)) if args.cpu else check.gpu_environment
     outcomes = check.run_plan(steps, deadline, environment, options.work / "logs")
     reports = report.read_reports(steps, outcomes)
@@ -98,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "deadline_s": deadline_s,
+        "time_scale": args.time_scale,
         "seconds": time.time() - started,
         "setup_s": setup_s,
         "versions": check.versions(),

@@ -137,6 +137,8 @@ def markdown(figures: Mapping[str, Any]) -> str:
         for venv, found in figures["versions"].items()) + ".", ""]  # fmt: skip
     out += [
         f"## Steps (deadline {figures['deadline_s']:.0f} s; took {figures['seconds']:.0f} s)",
+        *(["", f"Budgets and deadline × {figures['time_scale']:g} (`--time-scale`): the "
+           "machine was loaded."] if figures.get("time_scale", 1.0) != 1.0 else []),
         "",
         "| step | budget s | took s | status | why not ok |",
         "| --- | --- | --- | --- | --- |",
