@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tracker_tools.gpu_check import require_providers
 from tracker_tools.machine import gpu_memory_mb, machine
 from tracker_tools.stack import BUILD, MODEL_REPOSITORY
 
@@ -100,6 +101,7 @@ def _onnxruntime(
     def setup() -> Callable[[np.ndarray], object]:
         listed = [_tensorrt_fp16(max(batches)) if p == TENSORRT else p for p in providers]
         session = ort.InferenceSession(str(repository / "hmr2/1/model.onnx"), providers=listed)
+        require_providers(session, listed)
         name = session.get_inputs()[0].name
         return lambda crops: session.run(None, {name: crops})
 

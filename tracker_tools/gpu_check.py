@@ -318,6 +318,33 @@ def run_plan(
     return outcomes
 
 
+class ProviderError(RuntimeError):
+    """ONNX Runtime fell back from a requested execution provider (a CUDA library missing)."""
+
+
+def require_providers(session: Any, requested: Sequence[Any]) -> list[str]:
+    """The session's providers; raise when one requested is not among them.
+
+    ONNX Runtime falls back to the CPU with only a warning when a GPU provider cannot load:
+    a figure measured so would be no GPU figure.
+
+    Args:
+        session: An ``onnxruntime.InferenceSession``.
+        requested: The providers it was made with: names, or (name, options) pairs.
+
+    Raises:
+        ProviderError: A requested provider is not active.
+
+    """
+    active = list(session.get_providers())
+    names = [p if isinstance(p, str) else p[0] for p in requested]
+    missing = [name for name in names if name not in active]
+    if missing:
+        raise ProviderError(f"ONNX Runtime could not use {missing} (active: {active}); see its "
+                            "warnings above for the library it could not load")  # fmt: skip
+    return active
+
+
 def precision(
     float32_model: Path, float16_model: Path, providers: Sequence[str]
 ) -> dict[str, Any]:
@@ -346,7 +373,7 @@ def precision(
     used: list[str] = []
     for path in (float32_model, float16_model):
         session = ort.InferenceSession(str(path), providers=list(providers))
-        used = session.get_providers()
+        used = require_providers(session, providers)
         vertices.append(session.run(["vertices"], {"crops": crops})[0].astype(np.float64))
     millimetres = 1000.0 * np.linalg.norm(vertices[1] - vertices[0], axis=-1)
     return {

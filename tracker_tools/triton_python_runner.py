@@ -67,6 +67,10 @@ class TritonPythonModel:
             sess_options=options,
             providers=providers.split(",") if providers else ["CPUExecutionProvider"],
         )
+        active = self._session.get_providers()
+        if providers and not set(providers.split(",")) <= set(active):
+            # ONNX Runtime falls back to the CPU with a mere warning when CUDA cannot load.
+            raise RuntimeError(f"{path}: ONNX Runtime runs {active}, not {providers}")
         graph_inputs = [i.name for i in self._session.get_inputs()]
         graph_outputs = {o.name for o in self._session.get_outputs()}
         if sorted(graph_inputs) != sorted(self._inputs):

@@ -174,3 +174,17 @@ def test_gpus_and_their_memory_from_nvidia_smi(tmp_path, monkeypatch):
 def test_no_gpu_without_nvidia_smi(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     assert machine.gpus() == [] and machine.gpu_memory_mb(os.getpid()) is None
+
+
+def test_a_gpu_figure_is_refused_when_onnx_runtime_falls_back_to_the_cpu(tmp_path, monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA is available here: no fallback to see")
+    monkeypatch.setattr(check, "REFERENCE_INPUT", tmp_path / "absent.npz")  # random crops
+    model = _model(tmp_path / "32.onnx", False)
+    with pytest.warns(UserWarning, match="CUDAExecutionProvider"), pytest.raises(
+        check.ProviderError, match=r"could not use \['CUDAExecutionProvider'\]"
+    ):
+        check.precision(model, model, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    same = check.precision(model, model, ["CPUExecutionProvider"])
+    assert same["input"].startswith("random crops") and same["vertex_max_mm"] == 0.0
