@@ -157,8 +157,8 @@ def markdown(figures: Mapping[str, Any]) -> str:
             "## Float16 against float32",
             "",
             f"HMR2 ({figures['size']}) exported in float16 against float32, on "
-            f"{precision_['input']} ({precision_['crops']} crops, "
-            f"{', '.join(precision_['providers'])}): "
+            f"{precision_['input']}: {precision_['crops']} crops, on "
+            f"{', '.join(precision_['providers'])}; "
             f"vertices differ by {precision_['vertex_max_mm']:.3f} mm at most, "
             f"{precision_['vertex_mean_mm']:.3f} mm on average.",
         ]

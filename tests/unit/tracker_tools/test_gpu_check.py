@@ -188,3 +188,28 @@ def test_a_gpu_figure_is_refused_when_onnx_runtime_falls_back_to_the_cpu(tmp_pat
         check.precision(model, model, ["CUDAExecutionProvider", "CPUExecutionProvider"])
     same = check.precision(model, model, ["CPUExecutionProvider"])
     assert same["input"].startswith("random crops") and same["vertex_max_mm"] == 0.0
+
+
+def test_a_step_whose_inputs_failed_is_skipped_saying_which(tmp_path):
+    steps = [
+        Step("export float16", 10.0, ("false",)),
+        Step("float16 vs float32", 10.0, ("true",), needs=("export float16",)),
+        Step("independent", 10.0, ("true",)),
+    ]
+    outcomes = check.run_plan(steps, time.monotonic() + 30.0, lambda: dict(os.environ), tmp_path)
+    assert [o.status for o in outcomes] == ["failed", "skipped", "ok"]
+    assert outcomes[1].detail == "needs export float16"
+
+
+def test_each_measurement_needs_the_models_and_wheels_it_uses():
+    gpu = {s.name: set(s.needs) for s in check.plan(check.gpu_options())}
+    assert gpu["per crop: PyTorch eager CUDA"] == set()
+    assert gpu["per crop: ONNX Runtime TensorRT FP16"] == {
+        "export float32", "GPU wheels", "TensorRT wheels"
+    }
+    assert gpu["stack: one whole-video job"] == {"export float32", "GPU wheels"}
+    cpu = {s.name: set(s.needs) for s in check.plan(check.cpu_options())}
+    assert cpu["float16 vs float32"] == {"export float32", "export float16"}
+    assert cpu["stack: one whole-video job"] == set()  # the tiny set of tiny_models
+    for needs in [*gpu.values(), *cpu.values()]:
+        assert needs <= set(gpu) | set(cpu)
