@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="resolve the GPU wheels against the registry, install nothing; "
                         "with --cpu, the report includes it")  # fmt: skip
     parser.add_argument("--frames", type=int, default=None,
-                        help="runner.mp4 frames for the stack (default 140, --cpu 12)")
+                        help="runner.mp4 frames for the stack (default 140, --cpu 8)")
     parser.add_argument("--started-at", type=float, default=None,
                         help="epoch seconds when the setup began (scripts/gpu_check.sh): the "
                         "deadline counts from there")  # fmt: skip
@@ -84,8 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     options = check.cpu_options() if args.cpu else check.gpu_options()
     if args.frames is not None:
-        options = check.Options(cpu=options.cpu, frames=args.frames, batches=options.batches,
-                                repeats=options.repeats)  # fmt: skip
+        options = replace(options, frames=args.frames)
     started = args.started_at if args.started_at is not None else time.time()
     setup_s = time.time() - started if args.started_at is not None else None
     deadline_s = args.time_scale * (check.CPU_DEADLINE_S if args.cpu else check.GPU_DEADLINE_S)

@@ -34,7 +34,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ class Outcome:
         budget_s: Its budget.
         seconds: How long it ran (0 when skipped).
         status: ``ok``, ``failed``, ``timed out`` or ``skipped``.
-        detail: Why, when not ok: the last lines of its output, or the reason it did not run.
+        detail: Why, when not ok: the last line of its output, or why it did not run.
         log: Its full output.
 
     """
@@ -111,6 +111,7 @@ class Options:
         batches: Per-crop batch sizes.
         repeats: Timed runs per batch (after one warm-up).
         python: The app environment's interpreter that runs every step.
+        work: Where the steps write their models, reports and logs.
 
     """
 
@@ -119,7 +120,7 @@ class Options:
     batches: tuple[int, ...]
     repeats: int
     python: str = str(APP_VENV / "bin" / "python")
-    work: Path = field(default=WORK)
+    work: Path = WORK
 
 
 def gpu_options() -> Options:
