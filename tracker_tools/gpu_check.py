@@ -133,14 +133,21 @@ def cpu_options() -> Options:
     return Options(cpu=True, frames=8, batches=(1, 8), repeats=2)
 
 
-def _install_script() -> str:
-    """The GPU wheels, in place of the CPU ``onnxruntime`` of both environments."""
-    app, triton = APP_VENV / "bin" / "pip", TRITON_VENV / "bin" / "pip"
-    return (
-        f"set -e; {app} uninstall -y -q onnxruntime; {app} install -q -r requirements/gpu.txt; "
-        f"{triton} uninstall -y -q onnxruntime; "
-        f"{triton} install -q -r requirements/gpu.txt -c requirements/triton.txt"
-    )
+def _install_script(wheels: Path) -> str:
+    """The GPU wheels, in place of the CPU ``onnxruntime`` of both environments.
+
+    Each environment's wheels are downloaded into ``wheels`` first, so that a machine that
+    cannot reach the registry keeps its CPU ``onnxruntime``.
+    """
+    commands = ["set -e"]
+    for venv, constraints in ((APP_VENV, ""), (TRITON_VENV, " -c requirements/triton.txt")):
+        pip, wanted = venv / "bin" / "pip", f"-r requirements/gpu.txt{constraints}"
+        commands += [
+            f"{pip} download -q -d {wheels} {wanted}",
+            f"{pip} uninstall -y -q onnxruntime",
+            f"{pip} install -q --no-index --find-links {wheels} {wanted}",
+        ]
+    return "; ".join(commands)
 
 
 #: Each step's budget in seconds, (CPU form, GPU form). The GPU budgets leave
@@ -181,7 +188,7 @@ def plan(options: Options) -> list[Step]:
     commands: list[tuple[str, tuple[str, ...], Path | None]] = []
     if not cpu:
         commands += [
-            ("GPU wheels", ("bash", "-c", _install_script()), None),
+            ("GPU wheels", ("bash", "-c", _install_script(work / "wheels")), None),
             ("TensorRT wheels", (str(APP_VENV / "bin" / "pip"), "install", "-q", "-r",
                                  "requirements/tensorrt.txt"), None),
         ]  # fmt: skip

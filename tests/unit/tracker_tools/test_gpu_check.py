@@ -47,7 +47,12 @@ def test_cpu_plan_installs_nothing_and_stays_on_the_cpu_with_the_tiny_set():
 def test_gpu_plan_installs_the_gpu_wheels_then_measures_every_engine_on_cuda():
     steps = check.plan(check.gpu_options())
     assert [s.name for s in steps[:2]] == ["GPU wheels", "TensorRT wheels"]
-    assert "requirements/gpu.txt" in steps[0].argv[-1]
+    script = steps[0].argv[-1].split("; ")
+    for venv in (check.APP_VENV, check.TRITON_VENV):  # nothing uninstalled before the download
+        pip = str(venv / "bin" / "pip")
+        mine = [command.split()[1] for command in script if command.startswith(pip + " ")]
+        assert mine == ["download", "uninstall", "install"]
+    assert all("requirements/gpu.txt" in c for c in script if "download" in c or "--no-index" in c)
     engines = [s.argv[s.argv.index("--engines") + 1] for s in steps if "--engines" in s.argv]
     assert engines == list(check.GPU_ENGINES)
     stack = [s for s in steps if s.name.startswith("stack")]
