@@ -426,8 +426,9 @@ for name in names:
         pass
 print(json.dumps(found))
 """
+#: The packages whose versions the report gives (the CUDA runtime and cuDNN as wheels).
 PACKAGES = ("torch", "onnxruntime", "onnxruntime-gpu", "tensorrt-cu13-libs", "nvidia-pytriton",
-            "numpy")  # fmt: skip
+            "nvidia-cuda-runtime", "nvidia-cudnn-cu13", "numpy")  # fmt: skip
 
 
 def versions() -> dict[str, dict[str, str]]:
