@@ -8,7 +8,8 @@
    :func:`~tracker_service.tracking.offline.refine_video`: stitching, backfill, gap
    interpolation, zero-lag smoothing);
 3. *render*: the video is decoded again; each frame's bodies (``smpl`` for every pose that
-   is not a detection's own) are drawn into the overlay MP4, and the answered frames
+   is not a detection's own) are drawn into the overlay MP4 (at the container's own frame
+   times, :func:`~tracker_service.jobs.media.frame_times`), and the answered frames
    (``max_frames``: evenly spaced) are serialised, ``job_frames_in_flight`` at a time, and
    written to the result file in order.
 """
@@ -249,6 +250,7 @@ class VideoRunner:
         """
         positions = {index: k for k, index in enumerate(selected)}
         acceptance = []
+        times = media.frame_times(Path(record.video))
         frames = self._frames(Path(record.video), progress)
         calls = (
             partial(
@@ -261,12 +263,13 @@ class VideoRunner:
                 main_id,
                 positions.get(index),
                 index,
+                media.frame_time(times, index, info.fps),
             )  # fmt: skip
             for index, frame in zip(range(len(analyses)), frames, strict=False)
         )
         video = media.open_writer(
             overlay, self._overlay_codec()[0], info.fps,
-            (info.width, info.height),
+            (info.width, info.height), times,
         )  # fmt: skip
         try:
             for index, (canvas, answered) in enumerate(self._in_order(calls, record.job_id)):
@@ -290,8 +293,12 @@ class VideoRunner:
         main_id: int | None,
         position: int | None,
         index: int,
+        timestamp: float,
     ) -> tuple[np.ndarray, tuple[dict[str, Any], EncodedFrame] | None]:
-        """One frame's overlay, and (when answered) its acceptance entry and serialised object."""
+        """One frame's overlay, and (when answered) its acceptance entry and serialised object.
+
+        ``timestamp``: the frame's time in the video, in seconds (the container's own).
+        """
         bodies = self._pipeline.bodies(analysis, outputs, Stopwatch())
         ids = [body.track_id for body in bodies]
         chosen = select_main(outputs, main_id)
@@ -307,7 +314,7 @@ class VideoRunner:
             tracked=True,
         )  # fmt: skip
         entry = frame_entry(
-            frame_info, result_index=position, timestamp=index / info.fps, bodies=bodies,
+            frame_info, result_index=position, timestamp=timestamp, bodies=bodies,
             main=main, outputs=outputs,
         )  # fmt: skip
         accepted = {
