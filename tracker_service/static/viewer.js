@@ -20,8 +20,9 @@ async function getJson(path) {
 /**
  * A finished job as the page shows it: the one place that reads a job's frames.
  *
- * Today it reads the whole result from GET /job_status/<id>; it can move to the paged
- * GET /job/<id>/frames?start=&count= (and the faces sent once) without the rest changing.
+ * The summary comes from GET /job_status/<id>?frames=0, the frames with every mesh from the
+ * paged GET /job/<id>/frames?start=&count= (a budget's worth per page, the triangles sent
+ * once per page as ``mesh_faces``; each mesh is its person's ``meshVertices``).
  *
  * @param {string} jobId
  * @returns {Promise<{result: object, faces: Uint32Array|null, frames: Array<{index: number,
@@ -30,19 +31,23 @@ async function getJson(path) {
  *   subject's pose source (detected, interpolated, predicted or none) and mesh vertices.
  */
 async function loadJob(jobId) {
-  const { result } = await getJson(`/job_status/${jobId}`);
-  const { frames, pose_timeline: _timeline, ...summary } = result;
+  const { result: summary } = await getJson(`/job_status/${jobId}?frames=0`);
   let faces = null;
-  const shown = frames.map((frame) => {
-    if (!faces && frame.faces.length) faces = Uint32Array.from(frame.faces.flat());
-    return {
-      index: frame.originalFrameNumber,
-      time: frame.timestamp,
-      source: frame.meshRendered ? frame.persons[0].source : "none",
-      persons: frame.persons.map((p) => ({ id: p.personId, source: p.source })),
-      vertices: frame.meshRendered ? Float32Array.from(frame.vertices.flat()) : null,
-    };
-  });
+  const shown = [];
+  for (let start = 0; start !== null; ) {
+    const page = await getJson(`/job/${jobId}/frames?start=${start}&count=${summary.frame_count}`);
+    faces ??= Uint32Array.from(page.mesh_faces.flat());
+    for (const frame of page.frames) {
+      shown.push({
+        index: frame.originalFrameNumber,
+        time: frame.timestamp,
+        source: frame.meshRendered ? frame.persons[0].source : "none",
+        persons: frame.persons.map((p) => ({ id: p.personId, source: p.source })),
+        vertices: frame.meshRendered ? Float32Array.from(frame.persons[0].meshVertices.flat()) : null,
+      });
+    }
+    start = page.next_start;
+  }
   return { result: summary, faces, frames: shown };
 }
 
