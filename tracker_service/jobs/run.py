@@ -33,13 +33,19 @@ from prometheus_client import Counter, Gauge
 
 from tracker_service.errors import ModelsUnavailable, PayloadTooLarge, UnprocessableVideo
 from tracker_service.jobs import media
-from tracker_service.jobs.result import ResultWriter, evenly_spaced, faces_fragment, frame_entry
+from tracker_service.jobs.result import (
+    EncodedFrame,
+    ResultWriter,
+    evenly_spaced,
+    frame_entry,
+    timeline_jpeg,
+)
 from tracker_service.jobs.store import COMPLETE, JobRecord
 from tracker_service.legacy import FrameInfo
 from tracker_service.metrics import Stopwatch
 from tracker_service.pipeline import FrameAnalysis, FramePipeline
 from tracker_service.readiness import ReadinessCache
-from tracker_service.render import draw, encode_jpeg
+from tracker_service.render import draw
 from tracker_service.settings import Settings
 from tracker_service.subject import select_main
 from tracker_service.tracking import PhalpTracker, TrackerConfig, TrackOutput
@@ -133,7 +139,6 @@ class VideoRunner:
         self._tracker_config = tracker_config
         self._readiness = readiness
         self._faces = faces
-        self._faces_json = faces_fragment(faces)
         self._frames_counter = frames
         self._fps = fps
         self._refine = refine
@@ -289,7 +294,7 @@ class VideoRunner:
         position: int | None,
         index: int,
         timestamp: float,
-    ) -> tuple[np.ndarray, tuple[dict[str, Any], tuple[bytes, bytes]] | None]:
+    ) -> tuple[np.ndarray, tuple[dict[str, Any], EncodedFrame] | None]:
         """One frame's overlay, and (when answered) its acceptance entry and serialised object.
 
         ``timestamp``: the frame's time in the video, in seconds (the container's own).
@@ -310,13 +315,13 @@ class VideoRunner:
         )  # fmt: skip
         entry = frame_entry(
             frame_info, result_index=position, timestamp=timestamp, bodies=bodies,
-            main=main, outputs=outputs, faces=self._faces_json,
+            main=main, outputs=outputs,
         )  # fmt: skip
         accepted = {
             "frame_index": position, "has_mesh": main is not None,
             "original_frame_number": index, "timestamp": entry["timestamp"],
         }  # fmt: skip
-        return canvas, (accepted, ResultWriter.encode(entry, encode_jpeg(canvas)))
+        return canvas, (accepted, ResultWriter.encode(entry, timeline_jpeg(canvas)))
 
     def _frames(self, path: Path, progress: Progress) -> Iterator[np.ndarray]:
         """The video's frames in order, checking for cancellation and the frame limit."""
