@@ -93,7 +93,8 @@ def test_only_the_known_endpoints_are_routed(service: LiveService) -> None:
         "/process_video_async", "/process_video", "/job_status/<job_id>",
         "/pose/video/status/<job_id>", "/frame/<job_id>/<int:frame_index>",
         "/output/<job_id>", "/job/<job_id>", "/pose/video", "/result/<job_id>",
-        "/job/<job_id>/frames", "/", "/jobs", "/live", "/static/<path:filename>",
+        "/job/<job_id>/frames",
+        "/", "/jobs", "/live", "/static/<path:filename>",
     }
     assert service.app.debug is False and service.app.testing is False
 
