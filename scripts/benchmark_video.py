@@ -111,8 +111,10 @@ def per_frame_run(client: ServiceClient, metrics_url: str, frames: Sequence) -> 
     }
 
 
-def benchmark(size: str, frames: list, label: str) -> dict[str, Any]:
-    """Both runs on one stack serving one HMR2 size."""
+def benchmark(
+    size: str, frames: list, label: str, providers: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Both runs on one stack serving one HMR2 size (Triton's models on ``providers``)."""
     tiny = size == "tiny"
     repository = build_tiny_repository(BUILD / "tiny_repository") if tiny else MODEL_REPOSITORY
     video = write_video(BUILD / "benchmark_video.mp4", frames)
@@ -123,7 +125,7 @@ def benchmark(size: str, frames: list, label: str) -> dict[str, Any]:
     print(f"[{size}] starting Triton and the service ...", flush=True)
     stack = local_stack(
         repository=repository, port=port, triton_ports=tuple(triton_ports),
-        startup_timeout_s=TIMEOUT_S, service_env=env,
+        startup_timeout_s=TIMEOUT_S, service_env=env, providers=providers,
     )  # fmt: skip
     with stack as (url, triton, service):
         client = ServiceClient(url, timeout_s=TIMEOUT_S)
@@ -199,13 +201,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hmr2", nargs="+", choices=["full", "tiny"], default=["tiny"])
     parser.add_argument("--frames", type=int, default=140)
+    parser.add_argument(
+        "--providers",
+        nargs="+",
+        default=[],
+        help="ONNX Runtime providers of Triton's models (CUDAExecutionProvider on a GPU)",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/benchmark_video.md"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     command = command_line("scripts.benchmark_video", argv)
     host = machine()
     label, frames = clip(args.frames)
-    results = [benchmark(size, frames, label) for size in args.hmr2]
+    results = [benchmark(size, frames, label, args.providers) for size in args.hmr2]
     text = markdown(results, command, host)
     raw = write_report(args.out, text, {"machine": host, "command": command, "results": results})
     print(f"\n{text}\nwrote {args.out} and {raw}")
