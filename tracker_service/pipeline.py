@@ -6,7 +6,8 @@ detector request and one HMR2 request with every crop of the frame. After the or
 tracking step, :meth:`FramePipeline.bodies` turns the tracker's outputs into bodies: a
 detected person's body is HMR2's; the bodies of predicted people come from one ``smpl``
 request on their extrapolated poses, batched with the smoothed bodies of detected people
-(whose answered pose is no longer HMR2's own).
+(whose answered pose is no longer HMR2's own). :meth:`FramePipeline.posed_bodies` meshes
+any outputs from their poses alone (a whole-video job keeps no mesh between its passes).
 """
 
 from __future__ import annotations
@@ -27,6 +28,22 @@ from tracker_service.tracking import BodyPose, Detection, TrackOutput
 from tracker_service.values import Body
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """What meshing and drawing a frame's poses need of the frame.
+
+    Attributes:
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        focal: Focal length of the full-image camera, pixels.
+
+    """
+
+    width: int
+    height: int
+    focal: float
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,11 @@ class FrameAnalysis:
     def __len__(self) -> int:
         """People detected."""
         return len(self.boxes)
+
+    @property
+    def geometry(self) -> FrameGeometry:
+        """The frame's size and focal length."""
+        return FrameGeometry(self.width, self.height, self.focal)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -166,35 +188,8 @@ class FramePipeline:
             watch: Receives the stage ``smpl`` when a request is made.
 
         """
-        remeshed = [
-            (o, o.pose, o.camera) for o in outputs
-            if not _own_pose(o) and o.pose is not None and o.camera is not None
-        ]  # fmt: skip
-        meshes: dict[int, Body] = {}
-        if remeshed:
-            with watch.stage("smpl"):
-                found = self._models.smpl(
-                    np.stack([pose.global_orient for _, pose, _ in remeshed]),
-                    np.stack([pose.body_pose for _, pose, _ in remeshed]),
-                    np.stack([pose.betas for _, pose, _ in remeshed]),
-                )
-            cameras = np.stack([camera for _, _, camera in remeshed])
-            centers, sizes = crop_boxes(np.stack([o.box for o, _, _ in remeshed]))
-            crop_cameras = cam_full_to_crop(
-                cameras, centers, sizes, (analysis.width, analysis.height), analysis.focal
-            )
-            for i, (o, _, camera) in enumerate(remeshed):
-                meshes[o.track_id] = Body(
-                    track_id=o.track_id,
-                    detected=o.detected,
-                    box=o.box,
-                    confidence=o.confidence,
-                    camera=camera,
-                    crop_camera=crop_cameras[i],
-                    joints=found.joints[i],
-                    vertices=found.vertices[i],
-                    smoothed=o.smoothed,
-                )
+        remeshed = [o for o in outputs if not _own_pose(o)]
+        meshes = {b.track_id: b for b in self.posed_bodies(analysis.geometry, remeshed, watch)}
         bodies = []
         for o in outputs:
             if o.track_id in meshes:
@@ -202,6 +197,50 @@ class FramePipeline:
             elif o.detected and o.detection_index is not None:
                 bodies.append(analysis.body(o.detection_index, o.track_id))
         return bodies
+
+    def posed_bodies(
+        self, geometry: FrameGeometry, outputs: Sequence[TrackOutput], watch: Stopwatch
+    ) -> list[Body]:
+        """Mesh the outputs' poses in one ``smpl`` request (those without pose or camera: none).
+
+        Args:
+            geometry: The frame's size and focal length.
+            outputs: Tracker outputs of one frame.
+            watch: Receives the stage ``smpl`` when a request is made.
+
+        Returns:
+            One body per output with pose and camera, in the order of ``outputs``.
+
+        """
+        posed = [o for o in outputs if o.pose is not None and o.camera is not None]
+        if not posed:
+            return []
+        poses = [o.pose for o in posed if o.pose is not None]
+        with watch.stage("smpl"):
+            found = self._models.smpl(
+                np.stack([pose.global_orient for pose in poses]),
+                np.stack([pose.body_pose for pose in poses]),
+                np.stack([pose.betas for pose in poses]),
+            )
+        cameras = np.stack([o.camera for o in posed if o.camera is not None])
+        centers, sizes = crop_boxes(np.stack([o.box for o in posed]))
+        crop_cameras = cam_full_to_crop(
+            cameras, centers, sizes, (geometry.width, geometry.height), geometry.focal
+        )
+        return [
+            Body(
+                track_id=o.track_id,
+                detected=o.detected,
+                box=o.box,
+                confidence=o.confidence,
+                camera=cameras[i],
+                crop_camera=crop_cameras[i],
+                joints=found.joints[i],
+                vertices=found.vertices[i],
+                smoothed=o.smoothed,
+            )
+            for i, o in enumerate(posed)
+        ]
 
 
 def _own_pose(output: TrackOutput) -> bool:
