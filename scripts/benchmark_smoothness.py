@@ -35,9 +35,9 @@ import numpy as np
 import onnxruntime as ort
 from scipy.spatial.transform import Rotation
 
-from tracker_service.detection import boxes_to_frame, filter_detections, letterbox
+from tracker_service.detection import PersonDetector
 from tracker_service.geometry import box_iou
-from tracker_service.model_spec import DETECTOR_INPUT_HW
+from tracker_service.model_spec import PERSON_DETECTOR
 from tracker_service.settings import Settings
 from tracker_service.tracking import BodyPose, Detection, PhalpTracker, TrackerConfig, TrackOutput
 from tracker_service.tracking.offline import refine_video
@@ -325,20 +325,17 @@ def synthetic_part(skeleton: Skeleton) -> dict[str, dict[str, dict[str, float]]]
     return results
 
 
-class Detector:
+def onnx_detector(model: Path) -> PersonDetector:
     """The offline person detector on ONNX Runtime, with the service's filtering."""
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    (images,) = PERSON_DETECTOR.input_names
 
-    def __init__(self, model: Path) -> None:
-        self._session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        self._min_score = Settings().min_score
-        self._min_box = Settings().min_box_px
+    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores = session.run(list(PERSON_DETECTOR.output_names), {images: batch})
+        return boxes, scores
 
-    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(n, 4)`` boxes and ``(n,)`` scores of one BGR frame."""
-        image, scale, pad = letterbox(frame, DETECTOR_INPUT_HW)
-        boxes, scores = self._session.run(None, {"images": image[None]})
-        boxes = boxes_to_frame(boxes[0], scale, pad, (frame.shape[1], frame.shape[0]))
-        return filter_detections(boxes, scores[0], self._min_score, self._min_box)
+    settings = Settings()
+    return PersonDetector(run, settings.min_score, settings.min_box_px)
 
 
 def _as_detections(found: tuple[np.ndarray, np.ndarray]) -> list[Detection]:
@@ -346,7 +343,7 @@ def _as_detections(found: tuple[np.ndarray, np.ndarray]) -> list[Detection]:
     return [Detection(box=b, score=float(s)) for b, s in zip(boxes, scores, strict=True)]
 
 
-def video_parts(video: Path, detector: Detector) -> tuple[dict, dict]:
+def video_parts(video: Path, detector: PersonDetector) -> tuple[dict, dict]:
     """runner.mp4: box smoothness on the clean video, and the IoU in painted-out bursts."""
     frames = read_frames(video, 10_000)
     image_hw = frames[0].shape[:2]
@@ -533,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     synthetic = synthetic_part(Skeleton(args.smpl))
-    runner, gaps = video_parts(args.shared / "media/runner.mp4", Detector(args.detector))
+    runner, gaps = video_parts(args.shared / "media/runner.mp4", onnx_detector(args.detector))
     mot = mot_part(args.shared / "mot15")
     results = {
         "machine": machine(),

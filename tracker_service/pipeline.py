@@ -18,11 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracker_service.detection import boxes_to_frame, filter_detections, letterbox
+from tracker_service.detection import PersonDetector
 from tracker_service.geometry import cam_crop_to_full, cam_full_to_crop, focal_length, project
 from tracker_service.inference import BodyMeshes, HMR2Result, TritonModels
 from tracker_service.metrics import Stopwatch
-from tracker_service.model_spec import DETECTOR_INPUT_HW
 from tracker_service.preprocess import crop_boxes, hmr2_crops
 from tracker_service.tracking import BodyPose, Detection, TrackOutput
 from tracker_service.values import Body
@@ -130,29 +129,23 @@ class FramePipeline:
 
     def __init__(self, models: TritonModels, *, min_score: float, min_box_px: float) -> None:
         self._models = models
-        self._min_score = min_score
-        self._min_box_px = min_box_px
+        self._detector = PersonDetector(models.detect, min_score, min_box_px)
 
     def analyze(self, frame_bgr: np.ndarray, watch: Stopwatch) -> FrameAnalysis:
         """Detect the people of a frame and run HMR2 on all of them in one request.
 
         Args:
             frame_bgr: (H, W, 3) uint8 BGR frame.
-            watch: Receives the stages ``letterbox``, ``detect``, ``crop``, ``hmr2``,
-                ``cameras``.
+            watch: Receives the stages ``detect``, ``crop``, ``hmr2``, ``cameras``.
 
         Returns:
             The frame's analysis.
 
         """
         height, width = frame_bgr.shape[:2]
-        with watch.stage("letterbox"):
-            image, scale, pad = letterbox(frame_bgr, DETECTOR_INPUT_HW)
         with watch.stage("detect"):
-            boxes, scores = self._models.detect(image[None])
+            boxes, scores = self._detector(frame_bgr)
         with watch.stage("crop"):
-            boxes = boxes_to_frame(boxes[0], scale, pad, (width, height))
-            boxes, scores = filter_detections(boxes, scores[0], self._min_score, self._min_box_px)
             centers, sizes = crop_boxes(boxes)
             crops = hmr2_crops(frame_bgr, centers, sizes)
         focal = focal_length(width, height)

@@ -83,7 +83,7 @@ class PoseService:
         self._tracker_config = TrackerConfig(
             max_age=settings.max_age,
             n_init=settings.n_init,
-            detection_threshold=settings.min_score,
+            detection_threshold=settings.detection_threshold,
         )
         self._clock = clock
         self.sessions = SessionStore(
