@@ -226,7 +226,8 @@ def tracker_config() -> TrackerConfig:
     """The tracker as the service builds it (its default settings)."""
     settings = Settings()
     return TrackerConfig(
-        max_age=settings.max_age, n_init=settings.n_init, detection_threshold=settings.min_score
+        max_age=settings.max_age, n_init=settings.n_init,
+        detection_threshold=settings.detection_threshold,
     )
 
 
