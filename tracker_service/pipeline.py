@@ -20,7 +20,7 @@ import numpy as np
 
 from tracker_service.detection import PersonDetector
 from tracker_service.geometry import cam_crop_to_full, cam_full_to_crop, focal_length, project
-from tracker_service.inference import BodyMeshes, HMR2Result, TritonModels
+from tracker_service.inference import BodyMeshes, MeshModel, MeshOutput, TritonModels
 from tracker_service.metrics import Stopwatch
 from tracker_service.preprocess import crop_boxes, hmr2_crops
 from tracker_service.tracking import BodyPose, Detection, TrackOutput
@@ -55,7 +55,7 @@ class FrameAnalysis:
         focal: Focal length of the full-image camera, pixels.
         boxes: (n, 4) person boxes in pixels, by decreasing score.
         scores: (n,) detector scores.
-        hmr2: HMR2's output for the n crops (None when n = 0).
+        mesh: The mesh model's output for the n crops (None when n = 0).
         cameras: (n, 3) full-image camera translations.
         roots_2d: (n, 2) pelvis projected into the image, pixels.
 
@@ -66,7 +66,7 @@ class FrameAnalysis:
     focal: float
     boxes: np.ndarray
     scores: np.ndarray
-    hmr2: HMR2Result | None
+    mesh: MeshOutput | None
     cameras: np.ndarray
     roots_2d: np.ndarray
 
@@ -86,9 +86,9 @@ class FrameAnalysis:
 
     def detections(self) -> list[Detection]:
         """Build the tracker's input: box, score, appearance, pose, camera and root of each."""
-        if self.hmr2 is None:
+        if self.mesh is None:
             return []
-        out = self.hmr2
+        out = self.mesh
         return [
             Detection(
                 box=self.boxes[i],
@@ -103,7 +103,7 @@ class FrameAnalysis:
 
     def body(self, index: int, track_id: int | None) -> Body:
         """Return the body HMR2 found for detection ``index``."""
-        if self.hmr2 is None:
+        if self.mesh is None:
             raise IndexError(f"no person {index}: nobody was detected in this frame")
         return Body(
             track_id=track_id,
@@ -111,9 +111,9 @@ class FrameAnalysis:
             box=self.boxes[index],
             confidence=float(self.scores[index]),
             camera=self.cameras[index],
-            crop_camera=self.hmr2.pred_cam[index].astype(np.float64),
-            joints=self.hmr2.meshes.joints[index],
-            vertices=self.hmr2.meshes.vertices[index],
+            crop_camera=self.mesh.pred_cam[index].astype(np.float64),
+            joints=self.mesh.meshes.joints[index],
+            vertices=self.mesh.meshes.vertices[index],
         )
 
 
@@ -124,12 +124,21 @@ class FramePipeline:
         models: The Triton client.
         min_score: Lowest detector score kept.
         min_box_px: Smallest box side kept, in frame pixels.
+        mesh_model: The mesh model (``models.hmr2`` when None).
 
     """
 
-    def __init__(self, models: TritonModels, *, min_score: float, min_box_px: float) -> None:
+    def __init__(
+        self,
+        models: TritonModels,
+        *,
+        min_score: float,
+        min_box_px: float,
+        mesh_model: MeshModel | None = None,
+    ) -> None:
         self._models = models
         self._detector = PersonDetector(models.detect, min_score, min_box_px)
+        self._mesh_model = mesh_model or models.hmr2
 
     def analyze(self, frame_bgr: np.ndarray, watch: Stopwatch) -> FrameAnalysis:
         """Detect the people of a frame and run HMR2 on all of them in one request.
@@ -154,7 +163,7 @@ class FramePipeline:
                 width, height, focal, boxes, scores, None, np.zeros((0, 3)), np.zeros((0, 2))
             )
         with watch.stage("hmr2"):
-            result = self._models.hmr2(crops)
+            result = self._mesh_model(crops)
         with watch.stage("cameras"):
             cameras = cam_crop_to_full(result.pred_cam, centers, sizes, (width, height), focal)
             valid = (result.pred_cam[:, 0] > 0) & np.isfinite(cameras).all(axis=1)
@@ -241,12 +250,12 @@ def _own_pose(output: TrackOutput) -> bool:
     return output.detected and not output.smoothed and output.detection_index is not None
 
 
-def _rows(result: HMR2Result, keep: np.ndarray) -> HMR2Result:
+def _rows(result: MeshOutput, keep: np.ndarray) -> MeshOutput:
     """Keep the rows ``keep`` of an HMR2 result."""
     meshes = BodyMeshes(
         result.meshes.vertices[keep], result.meshes.joints[keep], result.meshes.keypoints_3d[keep]
     )
-    return HMR2Result(
+    return MeshOutput(
         global_orient=result.global_orient[keep],
         body_pose=result.body_pose[keep],
         betas=result.betas[keep],
