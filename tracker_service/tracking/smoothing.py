@@ -15,7 +15,8 @@ before they are answered:
   hard and fast motion follows, on a level-and-trend (double exponential) state, so a
   steady motion is followed without lag (:func:`one_euro`). Cutoffs are in cycles per
   frame. The defaults were chosen on the synthetic motions of
-  ``scripts/benchmark_smoothness.py`` (other noise seeds than those it reports).
+  ``scripts/benchmark_smoothness.py`` (on :mod:`tracker_tools.smoothness`; other noise seeds
+  than those it reports).
 * Body shape is one per track: the running mean of the detections' betas weighted by
   their scores; predictions do not change it.
 
