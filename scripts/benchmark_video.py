@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tracker_service.jobs.media import VideoReader
 from tracker_tools.backend import backend_frames
 from tracker_tools.client import ServiceClient, metrics_at, triton_batches
 from tracker_tools.machine import machine, peak_rss_mb
@@ -100,6 +101,14 @@ def job_run(client: ServiceClient, metrics_url: str, video: Path) -> dict[str, A
     }
 
 
+def decode_ms(video: Path) -> float:
+    """Milliseconds a frame to decode the video once more, as a job's render pass does."""
+    start = time.perf_counter()
+    with VideoReader(video) as reader:
+        count = sum(1 for _ in reader.frames())
+    return 1000.0 * (time.perf_counter() - start) / max(count, 1)
+
+
 def per_frame_run(client: ServiceClient, metrics_url: str, frames: Sequence) -> dict[str, Any]:
     """Post every frame as PNG to ``/pose/hybrid``, one by one, in order."""
     images = [encode_base64(f, ".png") for f in frames]
@@ -166,6 +175,7 @@ def _runs(
         "hmr2": size,
         "video": label,
         "job": job,
+        "decode_ms_per_frame": decode_ms(video),
         "per_frame": single,
         "speedup": job["fps"] / single["fps"] if single else None,
         "memory": memory,
@@ -210,7 +220,8 @@ def markdown(results: Sequence[dict[str, Any]], command: str, host: str) -> str:
             f"full result ({r['job']['result_bytes'] / 2**20:.0f} MB, every mesh) downloaded "
             f"in {r['job']['result_download_s']:.1f} s more; analysis "
             f"{r['job']['analysis_fps']:.1f} frames/s; overlay {r['job']['overlay_codec']}; "
-            f"{r['job']['identities']} identities"
+            f"{r['job']['identities']} identities; decoding the video once more (the render "
+            f"pass's second decode) {r['decode_ms_per_frame']:.1f} ms a frame"
         )
     lines += ["", "Goals:", ""]
     for r in results:

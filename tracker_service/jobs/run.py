@@ -11,7 +11,7 @@
    :func:`~tracker_service.tracking.offline.refine_video`: stitching, backfill, gap
    interpolation, zero-lag smoothing);
 3. *render*: the video is decoded a second time as it streams (keeping the decoded frames
-   would cost 0.7 MB each at 640x360, decoding one again about a millisecond); each
+   would cost 0.7 MB each at 640x360; decoding again costs little: docs/benchmark_video.md); each
    frame's bodies are meshed once from their final poses (one ``smpl`` request a frame)
    and serve both the overlay MP4 and the result; the answered frames (``max_frames``:
    evenly spaced) are serialised, ``job_frames_in_flight`` at a time, and appended to
