@@ -46,13 +46,10 @@ class FrameGeometry:
 
 
 @dataclass(frozen=True)
-class FrameAnalysis:
-    """Everything computed for a frame before tracking (n people detected).
+class FrameAnalysis(FrameGeometry):
+    """Everything computed for a frame before tracking (n people detected), on its geometry.
 
     Attributes:
-        width: Frame width in pixels.
-        height: Frame height in pixels.
-        focal: Focal length of the full-image camera, pixels.
         boxes: (n, 4) person boxes in pixels, by decreasing score.
         scores: (n,) detector scores.
         mesh: The mesh model's output for the n crops (None when n = 0).
@@ -61,9 +58,6 @@ class FrameAnalysis:
 
     """
 
-    width: int
-    height: int
-    focal: float
     boxes: np.ndarray
     scores: np.ndarray
     mesh: MeshOutput | None
@@ -76,7 +70,7 @@ class FrameAnalysis:
 
     @property
     def geometry(self) -> FrameGeometry:
-        """The frame's size and focal length."""
+        """The frame's size and focal length alone (without the arrays)."""
         return FrameGeometry(self.width, self.height, self.focal)
 
     @property
