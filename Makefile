@@ -12,7 +12,7 @@ SMPL_DIR := build/smpl
 MODELS := $(REPO)/hmr2/1/model.onnx $(REPO)/smpl/1/model.onnx $(REPO)/person_detector/1/model.onnx \
 	$(REPO)/smpl/1/faces.npy
 
-.PHONY: help install models serve demo test test-compose lint bench clean
+.PHONY: help install models serve demo test test-compose lint bench clean nodejs browser
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -64,8 +64,23 @@ serve: install models  ## Run Triton and the tracker service (port 5000) until C
 demo: install models  ## Real video through POST /pose/hybrid on a real Triton server.
 	$(PY) -m scripts.demo
 
-test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz lint  ## Run every test.
+test: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz nodejs browser lint  ## Run every test.
 	$(PY) -m pytest
+
+# Node.js, for the test that reads the whole-video answers as the backend does: Debian's
+# nodejs when `node` is missing (root and apt-get needed then).
+nodejs:
+	@command -v node >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs \
+		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs; }; }
+
+# The viewer's browser test drives Debian's Chromium through its chromium-driver: installed
+# with apt-get when missing (the test skips, saying why, only where that cannot be done).
+browser:  ## Install Chromium and its driver for the viewer's browser test (when missing).
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		command -v apt-get >/dev/null && export DEBIAN_FRONTEND=noninteractive && \
+		{ apt-get install -y -q --no-install-recommends chromium chromium-driver || \
+		  { apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver; }; } \
+		|| echo "make browser: Chromium could not be installed; the viewer's browser test will skip"; }
 
 # Docker (the running engine, else Debian's docker.io started and stopped here), Compose v2 and
 # a local base image when no registry answers; SKIP_COMPOSE=1 where containers cannot run.

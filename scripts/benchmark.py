@@ -19,7 +19,9 @@ clip when they are absent):
 CPU: keep ``--frames`` small); ``--hmr2 tiny`` serves the tiny model set of
 ``tracker_tools/tiny_models.py`` (``build/tiny_repository``, as ``make serve --hmr2 tiny`` does) to
 measure the service's own overhead without waiting on ViT-H. Prints Markdown and writes it to
-``docs/benchmark.md`` (the raw figures to ``docs/benchmark.json``), naming the machine.
+``docs/benchmark.md`` (the raw figures to ``docs/benchmark.json``, the stages as a chart to
+``docs/benchmark_stages.png``), naming the machine. ``--chart-from docs/benchmark.json``
+draws the chart of a report already written, without measuring.
 
 Example:
     python -m scripts.benchmark --hmr2 tiny full --frames 20
@@ -29,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import time
@@ -45,6 +48,7 @@ from tracker_tools.backend import backend_frames
 from tracker_tools.client import MetricKey, ServiceClient, metrics_at, triton_batches
 from tracker_tools.machine import cpu_times, machine, peak_rss_mb
 from tracker_tools.media import SHARED_MEDIA, encode_base64, read_frames, walking_clip
+from tracker_tools.plots import stage_chart
 from tracker_tools.report import command_line, write_report
 from tracker_tools.stack import BUILD, MODEL_REPOSITORY, local_stack
 from tracker_tools.tiny_models import build_tiny_repository
@@ -277,7 +281,8 @@ def markdown(results: Sequence[dict[str, Any]], command: str, host: str) -> str:
         stages = list(dict.fromkeys(s for run in result["latency"] for s in run["stages_ms"]))
         out += [
             "",
-            "Milliseconds per frame, by stage:",
+            "Milliseconds per frame, by stage (and as a chart, every size: "
+            "![stages](benchmark_stages.png)):",
             "",
             "| stage | " + " | ".join(run["video"] for run in result["latency"]) + " |",
             "| --- |" + " --- |" * len(result["latency"]),
@@ -347,16 +352,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the service from another checkout (before/after comparisons)",
     )
     parser.add_argument("--out", type=Path, default=Path("docs/benchmark.md"))
+    parser.add_argument(
+        "--chart-from",
+        type=Path,
+        default=None,
+        help="only draw the stage chart of a report's JSON (docs/benchmark.json), beside it",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    if args.chart_from is not None:
+        figures = json.loads(args.chart_from.read_text())
+        print(f"wrote {chart(args.chart_from, figures)}")
+        return 0
     command = command_line("scripts.benchmark", argv)
     host = machine()
     results = [benchmark(args, size) for size in args.hmr2]
     text = markdown(results, command, host)
-    raw = write_report(args.out, text, {"machine": host, "command": command, "results": results})
-    print(f"\n{text}\nwrote {args.out} and {raw}")
+    figures = {"machine": host, "command": command, "results": results}
+    raw = write_report(args.out, text, figures)
+    print(f"\n{text}\nwrote {args.out}, {raw} and {chart(raw, figures)}")
     return 0
+
+
+def chart(report: Path, figures: dict[str, Any]) -> Path:
+    """Draw a report's stage chart beside it (``benchmark.json``: ``benchmark_stages.png``)."""
+    caption = f"{figures['machine']}; `{figures['command']}`"
+    return stage_chart(figures["results"], report.with_name(f"{report.stem}_stages.png"), caption)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Temporal coherence, measured: raw, live-smoothed and offline-refined tracking.
 
 Writes ``docs/smoothness.md`` and ``docs/smoothness.json`` (``"goals"``: every goal with its
-measured value, target and whether it is met). Four parts:
+measured value, target and whether it is met), and two pictures beside them: the walk's
+trajectories (``smoothness_trajectories.png``) and the runner's gaps
+(``smoothness_gaps.png``). Four parts:
 
 1. **Ground truth.** Three smooth SMPL motions at 30 fps, 300 frames each (walk, turn in
    place, squats), posed by a numpy forward kinematics of the 24 SMPL joints (the body
@@ -38,13 +40,16 @@ from tracker_service.detection import PersonDetector
 from tracker_service.geometry import box_iou
 from tracker_service.model_spec import PERSON_DETECTOR
 from tracker_service.settings import Settings
-from tracker_service.tracking import Detection
+from tracker_service.tracking import Detection, TrackOutput
 from tracker_tools import mot_score
 from tracker_tools.machine import machine
 from tracker_tools.media import paint_over, read_frames
+from tracker_tools.plots import series_chart
+from tracker_tools.report import command_line
 from tracker_tools.smoothness import (
     FRAMES,
     IMAGE_HW,
+    L_KNEE,
     NOISE,
     Skeleton,
     body_metrics,
@@ -63,15 +68,47 @@ BURSTS = [range(start, start + 10) for start in (25, 55, 85, 115, 145)]
 # --------------------------------------------------------------------------- the parts
 
 
-def synthetic_part(skeleton: Skeleton) -> dict[str, dict[str, dict[str, float]]]:
-    """Each motion's body metrics for raw, live and offline."""
-    results = {}
+def _angle_deg(rotations: np.ndarray) -> np.ndarray:
+    """The rotation angle of rotation matrices ``(..., 3, 3)``, in degrees."""
+    cosine = (np.trace(rotations, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+
+
+def walk_series(
+    answers: dict[str, list[TrackOutput | None]],
+    rotations: np.ndarray,
+    translation: np.ndarray,
+    detections: Sequence[Sequence[Detection]],
+) -> dict[str, object]:
+    """The walk's left knee angle and pelvis depth per frame, per method (for the picture).
+
+    Returns:
+        ``angle_deg`` and ``pelvis_depth_m`` (method to per-frame values, NaN where nothing
+        was answered; ``truth`` among the methods) and ``missing`` (frames without a detection).
+
+    """
+    nan = float("nan")
+    angle: dict[str, object] = {"truth": _angle_deg(rotations[:, L_KNEE])}
+    depth: dict[str, object] = {"truth": translation[:, 2]}
+    for method, run in answers.items():
+        angle[method] = [nan if o is None or o.pose is None
+                         else float(_angle_deg(o.pose.rotations[L_KNEE])) for o in run]  # fmt: skip
+        depth[method] = [nan if o is None or o.camera is None else float(o.camera[2]) for o in run]
+    missing = [i for i, people in enumerate(detections) if not people]
+    return {"angle_deg": angle, "pelvis_depth_m": depth, "missing": missing}
+
+
+def synthetic_part(skeleton: Skeleton) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
+    """Each motion's body metrics for raw, live and offline; the walk's series."""
+    results, series = {}, {}
     for seed, name in enumerate(("walk", "turn", "squat")):
         rotations, translation = motion(name)
         betas = np.random.default_rng(100 + seed).normal(0, 0.8, 10)
         truth = skeleton.joints(rotations, np.tile(betas, (len(rotations), 1)))
         detections = noisy_detections(skeleton, rotations, translation, betas, seed)
         answers = track_three_ways(detections, IMAGE_HW)
+        if name == "walk":
+            series = walk_series(answers, rotations, translation, detections)
         answered = [i for i in range(FRAMES) if all(a[i] is not None for a in answers.values())]
         assert np.all(np.diff(answered) == 1), "the track was lost"
         results[name] = {
@@ -79,7 +116,7 @@ def synthetic_part(skeleton: Skeleton) -> dict[str, dict[str, dict[str, float]]]
             for method, run in answers.items()
         }
         log.info("%s: %s", name, results[name])
-    return results
+    return results, series
 
 
 def onnx_detector(model: Path) -> PersonDetector:
@@ -100,8 +137,14 @@ def _as_detections(found: tuple[np.ndarray, np.ndarray]) -> list[Detection]:
     return [Detection(box=b, score=float(s)) for b, s in zip(boxes, scores, strict=True)]
 
 
-def video_parts(video: Path, detector: PersonDetector) -> tuple[dict, dict]:
-    """runner.mp4: box smoothness on the clean video, and the IoU in painted-out bursts."""
+def video_parts(video: Path, detector: PersonDetector) -> tuple[dict, dict, dict]:
+    """runner.mp4: box smoothness, the IoU in painted-out bursts, the boxes (for the picture).
+
+    Returns:
+        The box acceleration per method, the gap figures per method, and the gap series
+        (see :func:`gap_series`).
+
+    """
     frames = read_frames(video, 10_000)
     image_hw = frames[0].shape[:2]
     clean = [detector(frame) for frame in frames]
@@ -141,7 +184,30 @@ def video_parts(video: Path, detector: PersonDetector) -> tuple[dict, dict]:
     for method, run in masked_answers.items():
         gaps[method]["identities"] = len({o.track_id for o in run if o is not None})
     log.info("runner: %s; gaps: %s", smoothness, gaps)
-    return smoothness, gaps
+    return smoothness, gaps, gap_series(clean, masked_answers, hidden)
+
+
+def gap_series(
+    clean: Sequence[tuple[np.ndarray, np.ndarray]],
+    answers: dict[str, list[TrackOutput | None]],
+    hidden: Sequence[int],
+) -> dict[str, object]:
+    """Box centre x and height per frame: the clean detections and each method's answers.
+
+    Returns:
+        ``centre_x`` and ``height`` (method to per-frame pixels, NaN where nothing was
+        answered) and ``hidden`` (the painted-out frames).
+
+    """
+    nan = np.full(4, np.nan)
+    boxes = {"clean detections": [found[0][0] if len(found[0]) else nan for found in clean]}
+    boxes |= {m: [nan if o is None else o.box for o in run] for m, run in answers.items()}
+    stacked = {method: np.stack(b) for method, b in boxes.items()}
+    return {
+        "centre_x": {m: (b[:, 0] + b[:, 2]) / 2.0 for m, b in stacked.items()},
+        "height": {m: b[:, 3] - b[:, 1] for m, b in stacked.items()},
+        "hidden": list(hidden),
+    }
 
 
 def mot_part(mot15: Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -249,6 +315,8 @@ def report(results: dict, format_notes: Callable[[], str]) -> str:
                 _table(["goal", "measured", "target", "met"], goal_rows),
                 format_notes(),
                 "## Ground truth: SMPL motions with a per-frame estimator's errors",
+                "![The walk's left knee angle and pelvis depth: raw, live and offline against "
+                "the ground truth](smoothness_trajectories.png)",
                 "Three 300-frame motions at 30 fps (walk, turn in place, squats), joints by numpy "
                 "forward kinematics of the stand-in body model's `J_regressor` and kinematic tree; "
                 "errors per frame: " + ", ".join(f"{k} {v}" for k, v in NOISE.items()) + ". "
@@ -263,6 +331,8 @@ def report(results: dict, format_notes: Callable[[], str]) -> str:
                 "## runner.mp4 through the detector: box acceleration (box heights / frame^2)",
                 _table(["method", "centre", "size"], runner_rows),
                 "## runner.mp4, 5 bursts of 10 frames painted out: IoU with the clean detections",
+                "![The runner's box through the painted-out bursts: live prediction and "
+                "offline interpolation against the clean detections](smoothness_gaps.png)",
                 _table(
                     ["method", "mean IoU", "worst IoU", "frames answered of 50", "identities"],
                     gap_rows,
@@ -286,8 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    synthetic = synthetic_part(Skeleton(args.smpl))
-    runner, gaps = video_parts(args.shared / "media/runner.mp4", onnx_detector(args.detector))
+    synthetic, walk = synthetic_part(Skeleton(args.smpl))
+    detector = onnx_detector(args.detector)
+    runner, gaps, gap_boxes = video_parts(args.shared / "media/runner.mp4", detector)
     mot = mot_part(args.shared / "mot15")
     results = {
         "machine": machine(),
@@ -300,6 +371,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["goals"] = goals(synthetic, gaps, mot)
     (args.out / "smoothness.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "smoothness.md").write_text(report(results, lambda: NOTES))
+    caption = f"{results['machine']}; `{command_line('scripts.benchmark_smoothness', argv)}`"
+    series_chart(
+        [("left knee angle (degrees)", walk["angle_deg"]),
+         ("pelvis depth from the camera (m)", walk["pelvis_depth_m"])],
+        shaded=walk["missing"], shade_label="no detection", x_label="frame (30 frames/s)",
+        title="The walk: SMPL ground truth seen with a per-frame estimator's errors",
+        out=args.out / "smoothness_trajectories.png", caption=caption,
+    )  # fmt: skip
+    series_chart(
+        [("box centre x (pixels)", gap_boxes["centre_x"]),
+         ("box height (pixels)", gap_boxes["height"])],
+        shaded=gap_boxes["hidden"], shade_label="runner painted out", x_label="frame",
+        title="runner.mp4, 5 bursts of 10 frames painted out: the answered box",
+        out=args.out / "smoothness_gaps.png", caption=caption,
+    )  # fmt: skip
     print(report(results, lambda: ""))  # noqa: T201 - the benchmark's figures
     return 0
 

@@ -81,7 +81,7 @@ def job_run(client: ServiceClient, metrics_url: str, video: Path) -> dict[str, A
     done = time.perf_counter() - start
     if final["status"] != "complete":
         raise RuntimeError(f"the job failed: {final['error']}")
-    full = client.request("GET", f"/job_status/{job_id}").body  # every frame, every mesh
+    full = client.request("GET", f"/result/{job_id}").body  # every frame, every mesh
     seconds = time.perf_counter() - start
     result = final["result"]
     frames = result["total_frames"]

@@ -7,13 +7,15 @@ tracker predicts), one request per frame as the backend does, and prints what wa
 per frame the people detected and tracked and where the answered body came from, then frames
 answered, detected vs predicted, identities and time per frame. Then it submits the runner
 clip as one whole-video job (``POST /process_video_async``) and prints its progress, as
-polled, and its summary. Without ``../shared`` it makes a clip itself.
+polled, and its summary. It ends with the viewer's URL, the job open in it; in a terminal the
+service keeps running until Ctrl-C. Without ``../shared`` it makes a clip itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -74,8 +76,13 @@ def run_clip(client: ServiceClient, name: str, frames: list[np.ndarray], hidden:
     )
 
 
-def run_job(client: ServiceClient, name: str, frames: list[np.ndarray]) -> None:
-    """Submit a clip as one whole-video job, print its progress as polled, then its summary."""
+def run_job(client: ServiceClient, name: str, frames: list[np.ndarray]) -> str:
+    """Submit a clip as one whole-video job, print its progress as polled, then its summary.
+
+    Returns:
+        The job's id.
+
+    """
     url = client.url
     video = write_video(BUILD / "demo_video.mp4", frames)
     print(f"\n{name} as one video job ({len(frames)} frames, {video.stat().st_size} bytes): "
@@ -95,7 +102,7 @@ def run_job(client: ServiceClient, name: str, frames: list[np.ndarray]) -> None:
     final = client.wait_job(accepted["job_id"], timeout_s=JOB_TIMEOUT_S, on_status=show)
     if final["status"] != "complete":
         print(f"  job ended in error: {final['error']}")
-        return
+        return accepted["job_id"]
     result = final["result"]
     sources = Counter(f["poseSource"] for f in result["frames"])
     print(
@@ -106,6 +113,7 @@ def run_job(client: ServiceClient, name: str, frames: list[np.ndarray]) -> None:
         f"{result['output_size_mb']:.1f} MB at {result['output_path']} "
         f"(GET {url}/output/{accepted['job_id']}, GET {url}/frame/{accepted['job_id']}/0)"
     )
+    return accepted["job_id"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,14 +134,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         clips = [("walking_figure", walking_clip(30), range(12, 20))]
     start = time.perf_counter()
     try:
-        with local_stack(port=args.port) as (url, _, _):
+        with local_stack(port=args.port) as (url, _, service):
             seconds = time.perf_counter() - start
             print(f"Triton and the tracker service ready in {seconds:.0f} s: {url}")
             client = ServiceClient(url, timeout_s=TIMEOUT_S)
             for name, frames, hidden in clips:
                 run_clip(client, name, frames, hidden)
             name, frames, _ = clips[-1]
-            run_job(client, name, frames)
+            job_id = run_job(client, name, frames)
+            waiting = sys.stdin.isatty()
+            print(f"\nSee it in the viewer: {url}/#{job_id}"
+                  + (" (Ctrl-C stops the service)" if waiting else ""), flush=True)  # fmt: skip
+            if waiting:
+                try:
+                    service.wait()
+                except KeyboardInterrupt:
+                    print("stopping")
     except StackError as error:
         logging.getLogger(__name__).error("%s", error)
         return 1

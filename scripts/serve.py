@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         repository = build_tiny_repository(BUILD / "tiny_repository")
     try:
         with local_stack(repository=repository, port=args.port) as (url, triton, service):
-            print(f"POST {url}/pose/hybrid  GET {url}/health  GET {url}/metrics")
+            print(f"The viewer {url}/  POST {url}/pose/hybrid  GET {url}/health  GET {url}/metrics")
             print(f"Triton: gRPC {triton.grpc_url}, metrics {triton.metrics_url}; Ctrl-C stops")
             try:
                 service.wait()

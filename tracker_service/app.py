@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tracker_service.api import admin, errors, health, metrics, pose, video
+from tracker_service.api import admin, errors, health, metrics, pose, ui, video
 from tracker_service.inference import ModelNames, TritonModels
 from tracker_service.legacy import load_faces
 from tracker_service.service import PoseService
@@ -44,11 +44,11 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
                 smpl=settings.smpl_model,
             ),
         )
-    app = Flask(__name__, static_folder=None)  # only the video routes serve files
+    app = Flask(__name__, static_folder=None)  # the viewer's blueprint serves its own
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, TESTING=False)
     app.extensions["tracker"] = PoseService(settings, models, faces)
     errors.register_error_handlers(app)
     metrics.init_app(app)
-    for blueprint in (pose.bp, video.bp, health.bp, metrics.bp, admin.bp):
+    for blueprint in (pose.bp, video.bp, health.bp, metrics.bp, admin.bp, ui.bp):
         app.register_blueprint(blueprint)
     return app

@@ -1,8 +1,12 @@
 """The legacy answer of ``POST /pose/hybrid``, built from the main subject's body.
 
-Field names, types and meanings are those of ``LEGACY_API.md``; additive fields say which
-track was answered, whether it was detected or predicted and whether it was smoothed, and
-list every tracked person.
+A frame's answer is one value, :class:`FramePose` (computed once by :func:`frame_pose`),
+with two serialisers: :func:`legacy_answer` here, and a job's per-frame object
+(:func:`tracker_service.jobs.result.frame_entry`). Field names, types and meanings are those
+of ``LEGACY_API.md``; additive fields say which track was answered, whether it was detected
+or predicted and whether it was smoothed, list every tracked person, and give what the
+backend's mobile frame screen reads (``joints``, ``angles``, ``overallConfidence``,
+``detectionSignals``).
 
 JSON is built with numpy rounding and ``tolist()`` (no per-element Python work); the mesh
 vertices (20,670 numbers) stay a numpy array that orjson writes (the same shortest round-trip
@@ -30,6 +34,9 @@ from tracker_service.values import Body
 #: ``confidence`` as "this joint is usable" (its filters drop joints below 0.5-0.6), as the
 #: old service's constant 1.0 meant; how sure the tracker is goes in ``tracking_confidence``.
 KEYPOINT_CONFIDENCE = 1.0
+#: A tracking confidence at or above this is ``good`` in ``detectionSignals`` (the backend's
+#: quality filters keep what reaches 0.5).
+USABLE_CONFIDENCE = 0.5
 #: Decimals kept: pixels, metres, degrees, confidences.
 _PX, _M, _DEG, _CONF = 2, 5, 2, 4
 
@@ -59,20 +66,84 @@ class FrameInfo:
     tracked: bool
 
 
-def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> dict[str, Any]:
-    """Build the legacy answer, without ``processing_time_ms`` and the mesh triangles.
+@dataclass(frozen=True)
+class FramePose:
+    """One frame's answer as a value, computed once: what both serialisers read.
 
-    Args:
+    :func:`legacy_answer` writes it as ``/pose/hybrid``'s answer and
+    :func:`tracker_service.jobs.result.frame_entry` as a job's per-frame object.
+
+    Attributes:
         info: The frame.
-        bodies: Every body of the frame (the tracked people; a body without a track id, late
-            and matching no track, is answered but not listed in ``tracks``).
+        bodies: Every body of the frame (the tracked people; a body without a track id,
+            late and matching no track, is answered but not listed in ``tracks``).
         main: Index in ``bodies`` of the main subject, or None when there is nobody.
+        joints: (24, 3) the main subject's joints in metres, rounded (empty without one).
+        pixels: (24, 2) those joints projected with the full-image camera, rounded.
+        angles: The legacy joint angles of the main subject, degrees.
+        confidence: How sure the tracker is of the main subject (0 without one).
+
+    """
+
+    info: FrameInfo
+    bodies: Sequence[Body]
+    main: int | None
+    joints: np.ndarray
+    pixels: np.ndarray
+    angles: dict[str, float]
+    confidence: float
+
+    @property
+    def body(self) -> Body | None:
+        """The main subject's body."""
+        return None if self.main is None else self.bodies[self.main]
+
+    def keypoints(self) -> list[dict[str, Any]]:
+        """The 24 legacy joint objects (``LEGACY_API.md``), empty without a main subject."""
+        return [
+            {
+                "name": name, "x": x, "y": y, "z": z3,
+                "x_3d": x3, "y_3d": y3, "z_3d": z3, "confidence": KEYPOINT_CONFIDENCE,
+            }
+            for name, (x, y), (x3, y3, z3) in zip(
+                SMPL_JOINT_NAMES, self.pixels.tolist(), self.joints.tolist(), strict=False
+            )
+        ]  # fmt: skip
+
+
+def frame_pose(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> FramePose:
+    """Compute a frame's answer value: the main subject's joints, pixels, angles, confidence."""
+    if main is None:
+        return FramePose(
+            info=info, bodies=bodies, main=None, joints=np.zeros((0, 3)),
+            pixels=np.zeros((0, 2)), angles={}, confidence=0.0,
+        )  # fmt: skip
+    body = bodies[main]
+    joints = np.asarray(body.joints, dtype=np.float64)
+    pixels = project(joints[None], body.camera[None], info.focal, (info.width, info.height))[0]
+    angles = joint_angles(joints[None], LEGACY_ANGLES)
+    return FramePose(
+        info=info, bodies=bodies, main=main, joints=np.round(joints, _M),
+        pixels=np.round(pixels, _PX),
+        angles={name: round(float(v[0]), _DEG) for name, v in angles.items()},
+        confidence=round(float(np.clip(body.confidence, 0.0, 1.0)), _CONF),
+    )  # fmt: skip
+
+
+def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> dict[str, Any]:
+    """Build the legacy answer of a frame (see :func:`legacy_answer`)."""
+    return legacy_answer(frame_pose(info, bodies, main))
+
+
+def legacy_answer(pose: FramePose) -> dict[str, Any]:
+    """Write a frame's value as the legacy answer, without ``processing_time_ms`` and faces.
 
     Returns:
         The answer as a dict for :class:`AnswerEncoder`, which adds ``mesh_faces_data``:
         JSON-ready except ``mesh_vertices_data``, a rounded float64 (6890, 3) array.
 
     """
+    info = pose.info
     answer: dict[str, Any] = {
         "frame_number": info.frame_number,
         "frame_width": info.width,
@@ -82,44 +153,72 @@ def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> d
         "error": None,
         "session_id": info.session_id,
         "tracked": info.tracked,
-        "tracks": _tracks([body for body in bodies if body.track_id is not None]),
+        "tracks": _tracks([body for body in pose.bodies if body.track_id is not None]),
     }
-    if main is None:
+    body = pose.body
+    if body is None:
         answer.update(_NO_BODY)
         return answer
-    body = bodies[main]
-    joints = np.asarray(body.joints, dtype=np.float64)
-    pixels = project(joints[None], body.camera[None], info.focal, (info.width, info.height))[0]
-    xy = np.round(pixels, _PX).tolist()
-    xyz = np.round(joints, _M).tolist()
-    confidence = round(float(np.clip(body.confidence, 0.0, 1.0)), _CONF)
-    keypoints = [
-        {
-            "name": name, "x": x, "y": y, "z": z3,
-            "x_3d": x3, "y_3d": y3, "z_3d": z3, "confidence": KEYPOINT_CONFIDENCE,
-        }
-        for name, (x, y), (x3, y3, z3) in zip(SMPL_JOINT_NAMES, xy, xyz, strict=True)
-    ]  # fmt: skip
-    angles = joint_angles(joints[None], LEGACY_ANGLES)
+    keypoints = pose.keypoints()
     scale, tx, ty = np.round(np.asarray(body.crop_camera, dtype=np.float64), _M).tolist()
     answer.update(
         {
             "has_3d": True,
             "keypoints": keypoints,
             "keypoint_count": len(keypoints),
-            "joints_3d_raw": xyz,
-            "joint_angles_3d": {name: round(float(v[0]), _DEG) for name, v in angles.items()},
+            "joints_3d_raw": pose.joints.tolist(),
+            "joint_angles_3d": pose.angles,
             "camera_translation": np.round(body.camera.astype(np.float64), _M).tolist(),
             "camera_params": {"scale": scale, "tx": tx, "ty": ty, "type": "weak_perspective"},
             "mesh_vertices": len(body.vertices),
             "mesh_vertices_data": np.round(body.vertices.astype(np.float64), _M),
-            "tracking_confidence": confidence,
+            "tracking_confidence": pose.confidence,
             "track_id": body.track_id,
-            "pose_source": "detected" if body.detected else "predicted",
+            "pose_source": _source(body),
             "smoothed": body.smoothed,
+            **_screen_fields(pose),
         }
     )
     return answer
+
+
+def _source(body: Body) -> str:
+    return "detected" if body.detected else "predicted"
+
+
+def _screen_fields(pose: FramePose) -> dict[str, Any]:
+    """What the backend's mobile frame screen reads (``PoseData``): additive fields.
+
+    ``joints`` (name, pixel x and y, depth z in metres, confidence), ``angles`` (name,
+    degrees, confidence), ``overallConfidence`` (the tracker's) and ``detectionSignals``
+    (name, value, threshold, status ``good``/``warning``/``critical``).
+    """
+    body = pose.body
+    if body is None:
+        return {"joints": [], "angles": [], "overallConfidence": 0.0, "detectionSignals": []}
+    usable = KEYPOINT_CONFIDENCE
+    joints = [
+        {"name": k["name"], "x": k["x"], "y": k["y"], "z": k["z"], "confidence": usable}
+        for k in pose.keypoints()
+    ]
+    angles = [
+        {"name": name, "angle": angle, "confidence": usable}
+        for name, angle in pose.angles.items()
+    ]
+    level = pose.confidence
+    signals = [
+        {"name": "detected", "value": float(body.detected), "threshold": 1.0,
+         "status": "good" if body.detected else "warning"},
+        {"name": "tracking_confidence", "value": level, "threshold": USABLE_CONFIDENCE,
+         "status": "good" if level >= USABLE_CONFIDENCE else
+         "warning" if level >= USABLE_CONFIDENCE / 2 else "critical"},
+    ]  # fmt: skip
+    return {
+        "joints": joints,
+        "angles": angles,
+        "overallConfidence": level,
+        "detectionSignals": signals,
+    }
 
 
 #: The body fields of a frame without anyone to answer (same types, empty values).
@@ -137,6 +236,10 @@ _NO_BODY: dict[str, Any] = {
     "track_id": None,
     "pose_source": None,
     "smoothed": False,
+    "joints": [],
+    "angles": [],
+    "overallConfidence": 0.0,
+    "detectionSignals": [],
 }
 
 
@@ -150,7 +253,7 @@ def _tracks(bodies: Sequence[Body]) -> list[dict[str, Any]]:
     return [
         {
             "track_id": body.track_id,
-            "pose_source": "detected" if body.detected else "predicted",
+            "pose_source": _source(body),
             "smoothed": body.smoothed,
             "box": box,
             "confidence": round(float(body.confidence), _CONF),
@@ -185,6 +288,11 @@ def load_faces(path: str | Path) -> np.ndarray:
     return faces.astype(np.int32)
 
 
+def faces_json(faces: np.ndarray) -> bytes:
+    """The mesh triangles as JSON, ``[[i,j,k],...]``: serialised once, by every answer."""
+    return orjson.dumps(np.ascontiguousarray(faces, np.int32), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 #: Stands for the mesh vertices in the answer's text until orjson's text replaces it.
 _VERTICES_SLOT = "\x00mesh_vertices_data\x00"
 _VERTICES_SLOT_JSON = json.dumps(_VERTICES_SLOT).encode()
@@ -199,7 +307,7 @@ class AnswerEncoder:
     """
 
     def __init__(self, faces: np.ndarray) -> None:
-        self._faces_json = json.dumps(np.asarray(faces).tolist(), separators=(",", ":")).encode()
+        self._faces_json = faces_json(faces)
 
     def encode(self, answer: dict[str, Any]) -> bytes:
         """Serialise an answer to JSON bytes, with ``mesh_faces_data`` (empty without a body).

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +33,9 @@ from tracker_service.tracking.smoothing import LiveSmoother, SmoothedTracker, Sm
 from tracker_service.values import Body
 
 log = logging.getLogger(__name__)
+
+#: Answered frames kept for the viewer's live tab (:attr:`PoseService.recent_frames`).
+RECENT_FRAMES = 50
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +98,8 @@ class PoseService:
             clock=clock,
         )
         self.metrics.watch_sessions(lambda: len(self.sessions), self.sessions.tracks_alive)
+        #: The latest answered frames, the latest last: what the viewer's live tab shows.
+        self.recent_frames: deque[dict[str, Any]] = deque(maxlen=RECENT_FRAMES)
         self.jobs = JobEngine(
             settings, self._pipeline, self._tracker_config, self.readiness, faces,
             self.metrics.registry,
@@ -203,6 +210,12 @@ class PoseService:
         self.metrics.frames.labels(source).inc()
         self.metrics.skipped_frames.inc(step.skipped)
         stages = watch.stages
+        self.recent_frames.append({
+            "session_id": request.session_id, "frame_number": request.frame_number,
+            "time": round(time.time(), 3), "people": len(analysis), "source": source,
+            "track_id": bodies[main].track_id if main is not None else None,
+            "total_ms": round(1000.0 * watch.elapsed(), 1),
+        })  # fmt: skip
         self.metrics.observe_stages(stages)
         log.info(
             "session=%s frame=%d people=%d tracked=%d answered=%s track=%s total=%.1fms %s",

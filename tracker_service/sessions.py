@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -371,6 +371,16 @@ class SessionStore:
         """Tracks alive over all sessions."""
         with self._lock:
             return sum(session.tracks_alive for session in self._sessions.values())
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each session's ``session_id``, ``idle_s``, ``tracks_alive`` and ``busy``."""
+        with self._lock:
+            now = self._clock()
+            return [
+                {"session_id": key, "idle_s": round(now - session.last_activity, 1),
+                 "tracks_alive": session.tracks_alive, "busy": session.busy}
+                for key, session in self._sessions.items()
+            ]  # fmt: skip
 
     def begin(self, session_id: str, frame: int) -> tuple[Session, Ticket]:
         """Register a frame with its session (created when new); evicts idle sessions.

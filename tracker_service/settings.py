@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "TRACKER_"
 #: Allowed values of ``TRACKER_TRITON_PROTOCOL``.
 PROTOCOLS = ("grpc", "http")
+#: Most bytes a frame of a job's answer takes when degraded to its bare form.
+BARE_FRAME_BYTES = 1024
 #: Allowed values of ``TRACKER_LOG_LEVEL``.
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -198,6 +200,13 @@ class Settings:
     job_log_every: int = _setting(
         25, "a job logs its progress every this many frames", POSITIVE
     )
+    answer_budget_bytes: int = _setting(
+        16 * 2**20,
+        "most bytes of a job's status or synchronous answer; a result over it is answered "
+        "degraded, said in its `answer_budget` (meshes, then timeline images, then poses "
+        "of all but evenly spaced frames); every mesh stays at `GET /result/<id>`",
+        POSITIVE,
+    )
     video_folder: str = _setting(
         "", "the only folder `POST /pose/video` reads `video_path` from; empty: off (400)"
     )
@@ -217,6 +226,13 @@ class Settings:
             for check in f.metadata["checks"]:
                 if not check.holds(value):
                     raise ValueError(f"{f.name} must {check.words}, got {value!r}")
+        floor = BARE_FRAME_BYTES * self.job_max_frames + 2**20
+        if self.answer_budget_bytes < floor:
+            raise ValueError(
+                f"answer_budget_bytes must be at least {floor} ({BARE_FRAME_BYTES} bytes a "
+                f"frame for job_max_frames={self.job_max_frames}, and 1 MiB), got "
+                f"{self.answer_budget_bytes}"
+            )
 
     @property
     def max_request_bytes(self) -> int:

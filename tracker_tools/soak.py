@@ -273,6 +273,12 @@ def bad_requests(max_body_bytes: int, max_image_pixels: int) -> list[BadCase]:
         BadCase(
             "path traversal", 404, "Not Found", method="GET", path="/static/../../etc/passwd"
         ),
+        BadCase(
+            "a viewer path out of its folder", 404, "Not Found", method="GET",
+            path="/static/%2e%2e/api/ui.py",
+        ),
+        BadCase("a jobs limit that is no number", 400, "limit must be an integer", method="GET",
+                path="/jobs?limit=ten"),  # fmt: skip
     ]
 
 

@@ -85,14 +85,16 @@ def test_forced_internal_error_is_500_in_words_without_traceback(
 
 
 def test_only_the_known_endpoints_are_routed(service: LiveService) -> None:
-    # Files are served only from a job's own folder, a path a client names is read only
-    # inside TRACKER_VIDEO_FOLDER (off by default: tests/integration/test_video_jobs.py);
-    # debug mode is off.
+    # Files are served only from a job's own folder and the viewer's static folder, a path a
+    # client names is read only inside TRACKER_VIDEO_FOLDER (off by default:
+    # tests/integration/test_video_jobs.py); debug mode is off.
     assert {rule.rule for rule in service.app.url_map.iter_rules()} == {
         "/pose/hybrid", "/health", "/metrics", "/warmup", "/reload",
         "/process_video_async", "/process_video", "/job_status/<job_id>",
         "/pose/video/status/<job_id>", "/frame/<job_id>/<int:frame_index>",
-        "/output/<job_id>", "/job/<job_id>", "/pose/video",
+        "/output/<job_id>", "/job/<job_id>", "/pose/video", "/result/<job_id>",
+        "/job/<job_id>/frames",
+        "/", "/jobs", "/live", "/static/<path:filename>",
     }
     assert service.app.debug is False and service.app.testing is False
 

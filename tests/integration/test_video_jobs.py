@@ -193,10 +193,10 @@ def test_flavour_a_answers_key_by_key(client: ServiceClient, job: Job) -> None:
         frame["keypoints"][0]
     )
     assert len(frame["joints3D"]) == 24 and len(frame["jointAngles"]) > 0
-    assert np.shape(frame["vertices"]) == (6890, 3) and np.shape(frame["faces"]) == (13776, 3)
+    assert frame["vertices"] == frame["faces"] == [] and frame["persons"][0]["meshFaces"] == []
+    assert np.shape(result["mesh_faces"]) == (13776, 3)  # the triangles, once
     person = frame["persons"][0]
     assert PERSON_KEYS <= set(person) and np.shape(person["smpl"]["body_pose"]) == (23, 3, 3)
-    assert np.shape(person["meshVertices"]) == (6890, 3)
     timeline = result["pose_timeline"]
     assert len(timeline) == FRAMES and FRAME_KEYS <= set(timeline[0])
     assert timeline[0]["imageBase64"].startswith("data:image/jpeg;base64,")
@@ -204,6 +204,30 @@ def test_flavour_a_answers_key_by_key(client: ServiceClient, job: Job) -> None:
         "frame_index": 3, "has_mesh": True, "original_frame_number": 3,
         "timestamp": result["frames"][3]["timestamp"],
     }  # fmt: skip
+
+    # Over the budget whole: meshes on evenly spaced frames, said; every mesh at /result.
+    report = result["answer_budget"]
+    assert report["budget_bytes"] == 16 * 2**20 and report["frames"] == FRAMES
+    assert report["degraded"] and 0 < report["meshes"] < FRAMES == report["poses"]
+    with_mesh = [f for f in result["frames"] if f["meshRendered"]]
+    assert len(with_mesh) == report["meshes"]
+    assert all(np.shape(f["persons"][0]["meshVertices"]) == (6890, 3) for f in with_mesh)
+    whole = client.request("GET", f"/result/{job_id}").json()
+    assert all(np.shape(f["persons"][0]["meshVertices"]) == (6890, 3) for f in whole["frames"])
+    numbers = {f["frameNumber"] for f in with_mesh}
+    assert [f for f in whole["frames"] if f["frameNumber"] in numbers] == with_mesh
+    assert whole["answer_budget"]["degraded"] is False
+    assert whole["mesh_faces"] == result["mesh_faces"]
+    status, ranged = get(client, f"/job/{job_id}/frames?start=10&count=3")
+    assert status == 200 and (ranged["start"], ranged["count"], ranged["next_start"]) == (10, 3, 13)
+    assert ranged["frames"] == whole["frames"][10:13]
+    assert ranged["mesh_faces"] == whole["mesh_faces"]
+    status, ranged = get(client, f"/job/{job_id}/frames?start=0&count=999")
+    assert status == 200 and 0 < ranged["count"] < FRAMES
+    assert ranged["next_start"] == ranged["count"]
+    for query in ("start=140", "start=-1", "count=0", "count=x"):
+        status, body = get(client, f"/job/{job_id}/frames?{query}")
+        assert status == 400 and ("start" in body["error"] or "count" in body["error"]), query
 
     jpeg = client.request("GET", f"/frame/{job_id}/12")
     image = cv2.imdecode(np.frombuffer(jpeg.body, np.uint8), cv2.IMREAD_COLOR)

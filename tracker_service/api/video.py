@@ -3,15 +3,19 @@
 Flavour A, upload and poll: ``POST /process_video_async``, ``GET /job_status/<id>``,
 ``POST /process_video`` (synchronous), ``GET /frame/<id>/<n>``. Flavour B, a path on a
 shared disk: ``POST /pose/video``, ``GET /pose/video/status/<id>``. Also ``GET
-/output/<id>`` (the overlay MP4 over HTTP) and ``DELETE /job/<id>`` (cancel).
+/output/<id>`` (the overlay MP4 over HTTP), ``DELETE /job/<id>`` (cancel), and the whole
+result: ``GET /result/<id>`` (every mesh) and ``GET /job/<id>/frames?start=&count=``.
 
-A complete job's result is a file; answers that carry it are streamed from it.
+Answers that carry a result are assembled from the stored result
+(:class:`~tracker_service.jobs.result.StoredResult`: status and synchronous answers within
+``answer_budget_bytes``), streamed, and gzip-compressed when the client accepts it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from tracker_service.errors import BadRequest, NotFound, PayloadTooLarge
 from tracker_service.jobs import media
 from tracker_service.jobs.engine import JobEngine
+from tracker_service.jobs.result import StoredResult
 from tracker_service.jobs.store import COMPLETE, ERROR, PROCESSING, QUEUED, JobRecord
 from tracker_service.render import encode_jpeg
 
@@ -29,6 +34,8 @@ bp = Blueprint("video", __name__)
 #: Largest ``max_frames`` accepted (the apps send ``'999999'`` for every frame).
 MAX_FRAMES_VALUE = 10**9
 _CHUNK = 2**20
+#: gzip level of the answers (6: zlib's default, about 4x on a result's JSON).
+_GZIP_LEVEL = 6
 
 
 def _engine() -> JobEngine:
@@ -77,9 +84,39 @@ def job_status(job_id: str) -> Response:
     else:
         output = str(engine.overlay_path(job_id))
         body |= {"output_path": output, "processing_time": _processing_time(record)}
-        frames = request.args.get("frames", "1") != "0"  # ?frames=0: the summary keys only
-        return _with_result(body, "result", engine.result_path(job_id, frames=frames))
+        if request.args.get("frames", "1") == "0":  # the summary keys only
+            summary = engine.result_path(job_id, frames=False)
+            if not summary.is_file():
+                raise NotFound("the result of this job was deleted")
+            return _json(_with_key(body, "result", [summary.read_bytes()]))
+        return _json(_with_key(body, "result", _stored(job_id).bounded("status")))
     return jsonify(body)
+
+
+@bp.get("/result/<job_id>")
+def result(job_id: str) -> Response:
+    """The complete result of a job: every frame's meshes, image and pose (gzip if accepted)."""
+    return _json(_stored(job_id).complete())
+
+
+@bp.get("/job/<job_id>/frames")
+def frames(job_id: str) -> Response:
+    """Frames ``start`` to ``start + count`` of a complete job's result, with their meshes.
+
+    Fewer frames are answered when they would weigh more than the answer budget:
+    ``count`` says how many, ``next_start`` where the next range starts (null at the end).
+    """
+    stored = _stored(job_id)
+    start = _integer("start", request.args.get("start", "0"), 0, stored.frame_count - 1)
+    wanted = _integer("count", request.args.get("count", "1"), 1, MAX_FRAMES_VALUE)
+    count, chunks = stored.frames(start, min(wanted, stored.frame_count - start))
+    end = start + count
+    head = orjson.dumps({
+        "job_id": job_id, "start": start, "count": count, "frame_count": stored.frame_count,
+        "next_start": end if end < stored.frame_count else None,
+    })  # fmt: skip
+    faces = b',"mesh_faces":' + stored.faces + b',"frames":'
+    return _json(_chained([head[:-1] + faces], chunks, [b"}"]))
 
 
 @bp.get("/frame/<job_id>/<int:frame_index>")
@@ -197,19 +234,59 @@ def _final(job_id: str) -> Response:
         response = jsonify(error=record.error or f"the job ended {record.status}")
         response.status_code = record.error_status or 500
         return response
-    return _with_result({"status": "success", "job_id": job_id}, "data", engine.result_path(job_id))
+    body = {"status": "success", "job_id": job_id}
+    return _json(_with_key(body, "data", _stored(job_id).bounded("sync")))
 
 
-def _with_result(body: dict[str, Any], key: str, path: Path) -> Response:
-    """Stream ``body`` with the result file as its last key."""
-    if not path.is_file():
+def _stored(job_id: str) -> StoredResult:
+    """The stored result of a complete job.
+
+    Raises:
+        BadRequest: The job is not complete (``{"error": "Job not complete"}``).
+        NotFound: Unknown job, or its result was deleted.
+
+    """
+    engine = _engine()
+    if engine.get(job_id).status != COMPLETE:
+        raise BadRequest("Job not complete")
+    stored = StoredResult.load(engine.result_path(job_id))
+    if stored is None:
         raise NotFound("the result of this job was deleted")
+    return stored
+
+
+def _integer(name: str, value: str, low: int, high: int) -> int:
+    """A query parameter: an integer from ``low`` to ``high``."""
+    text = value.strip()
+    if not (text.isdecimal() and len(text) <= 10 and low <= int(text) <= high):
+        raise BadRequest(f"{name} must be an integer from {low} to {high}, got {value[:20]!r}")
+    return int(text)
+
+
+def _chained(*parts: Iterable[bytes]) -> Iterator[bytes]:
+    for part in parts:
+        yield from part
+
+
+def _with_key(body: dict[str, Any], key: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``body`` with one more key, last, whose JSON value comes in chunks."""
     head = orjson.dumps(body)[:-1] + b',"' + key.encode() + b'":'
+    return _chained([head], chunks, [b"}"])
 
-    def chunks() -> Iterator[bytes]:
-        yield head
-        with path.open("rb") as file:
-            yield from iter(lambda: file.read(_CHUNK), b"")
-        yield b"}"
 
-    return Response(chunks(), mimetype="application/json")
+def _json(chunks: Iterable[bytes]) -> Response:
+    """A streamed JSON answer, gzip-compressed when the client accepts it."""
+    if not request.accept_encodings["gzip"]:
+        return Response(chunks, mimetype="application/json")
+
+    def compressed() -> Iterator[bytes]:
+        gzip = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        for chunk in chunks:
+            if out := gzip.compress(chunk):
+                yield out
+        yield gzip.flush()
+
+    response = Response(compressed(), mimetype="application/json")
+    response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    return response

@@ -110,6 +110,7 @@ class JobEngine:
         self._folder.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(settings.job_database)
         self.metrics = JobMetrics(registry)
+        self._faces = faces
         self._runner = VideoRunner(
             settings, pipeline, tracker_config, readiness, faces,
             frames=self.metrics.frames, fps=self.metrics.fps, refine=refine,
@@ -310,7 +311,9 @@ class JobEngine:
         )
         self._refresh_counts()
         log.info("Job %s: started (attempt %d)", job_id, record.attempts + 1)
-        writer = ResultWriter(self.result_path(job_id))
+        writer = ResultWriter(
+            self.result_path(job_id), self._faces, self.settings.answer_budget_bytes
+        )
         try:
             summary = self._runner.run(record, progress, writer, self.overlay_path(job_id))
             writer.finish(summary)

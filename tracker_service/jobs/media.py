@@ -1,19 +1,20 @@
 """Videos on disk: the container sniffed, probed, decoded in order; the overlay video written.
 
 OpenCV's wheel reads MP4/MOV, AVI, Matroska/WebM and MPEG through its bundled FFmpeg, in
-the container's own frame order. Its FFmpeg has no H.264 *encoder* on most machines (the
-wheel ships without libx264 or OpenH264): :func:`overlay_codec` tries H.264 once and falls
-back to MPEG-4 Part 2 (``mp4v``, playable by browsers' ``<video>`` only in some), with a log
-line saying so.
+the container's own frame order. The overlay is written by PyAV's FFmpeg (its wheel bundles
+libx264): H.264, yuv420p, ``+faststart`` (the index before the data, so browsers and phones
+stream it), at the video's own frame rate. Where PyAV or its H.264 encoder is missing,
+:func:`overlay_codec` falls back to OpenCV's MPEG-4 Part 2 (``mp4v``, which browsers'
+``<video>`` do not play), with a log line saying so; the job's result names the codec.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -29,8 +30,14 @@ SNIFF_BYTES = 1024
 _ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
 #: Frame rate assumed when the container declares none.
 DEFAULT_FPS = 30.0
-#: Overlay codecs, in order of preference (FourCC, name).
-_CODECS = (("avc1", "H.264"), ("mp4v", "MPEG-4 Part 2"))
+#: The overlay codecs: PyAV's H.264 encoder, else OpenCV's MPEG-4 Part 2 (codec, name).
+H264 = ("libx264", "H.264")
+MPEG4 = ("mp4v", "MPEG-4 Part 2")
+#: Ticks per second of the overlay's timestamps.
+_TICKS = 90_000
+#: x264's settings: constant rate factor 18 (visually lossless); preset superfast, between
+#: veryfast (smaller files, more CPU time on the render path) and ultrafast (the reverse).
+_X264 = {"crf": "18", "preset": "superfast"}
 
 
 def sniff_container(head: bytes) -> str | None:
@@ -178,30 +185,113 @@ def read_frame(path: Path, index: int) -> np.ndarray | None:
         capture.release()
 
 
+def frame_times(path: Path) -> list[float]:
+    """Each frame's presentation time in seconds from the first, in order, from PyAV's demuxer.
+
+    Exact where OpenCV gives only a mean rate: a phone's variable-rate video keeps its own
+    times. Empty when PyAV is missing or the container stamps no frame (the callers then
+    count frames at the mean rate: :func:`frame_time`).
+    """
+    try:
+        import av
+    except ImportError:
+        return []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        base = stream.time_base
+        stamps = sorted(
+            packet.pts * base
+            for packet in container.demux(stream)
+            if base is not None and packet.pts is not None and packet.size
+        )
+    return [float(t - stamps[0]) for t in stamps]  # none stamped: empty
+
+
+def frame_time(times: list[float], index: int, fps: float) -> float:
+    """Frame ``index``'s time: from ``times`` (:func:`frame_times`), else ``index / fps``."""
+    return times[index] if index < len(times) else index / fps
+
+
 def overlay_codec() -> tuple[str, str]:
-    """The best overlay codec this machine's OpenCV can encode: (FourCC, name)."""
-    with tempfile.TemporaryDirectory() as folder:
-        for fourcc, name in _CODECS:
-            writer = cv2.VideoWriter(
-                str(Path(folder) / "probe.mp4"), cv2.VideoWriter.fourcc(*fourcc), 25, (64, 64)
-            )
-            opened = writer.isOpened()
-            writer.release()
-            if opened:
-                if fourcc != _CODECS[0][0]:
-                    log.warning("OpenCV has no H.264 encoder here: overlay videos are %s", name)
-                return fourcc, name
-    raise RuntimeError("OpenCV can encode no MP4 video on this machine")
+    """The best overlay codec this machine can encode: (codec, name); see the module."""
+    try:
+        import av
+
+        av.codec.Codec(H264[0], "w")
+    except (ImportError, ValueError) as error:  # av's UnknownCodecError is a ValueError
+        log.warning("No H.264 encoder (%s): overlay videos are %s", error, MPEG4[1])
+        return MPEG4
+    return H264
 
 
-def open_writer(path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
-    """An MP4 writer of (width, height) frames.
+def open_writer(
+    path: Path, codec: str, fps: float, size: tuple[int, int], times: list[float] | None = None
+) -> H264Writer | cv2.VideoWriter:
+    """An MP4 writer of (width, height) frames in ``codec`` (from :func:`overlay_codec`).
+
+    Both writers take BGR frames in order with ``write``, and end with ``release``. The H.264
+    writer stamps frame ``k`` at ``times[k]`` (the source's, :func:`frame_times`), else at
+    ``k / fps``; OpenCV's fallback knows only ``fps``.
 
     Raises:
-        RuntimeError: OpenCV cannot open it.
+        RuntimeError: The file cannot be written.
 
     """
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
+    if codec == H264[0]:
+        return H264Writer(path, fps, size, times or [])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*codec), fps, size)
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write the overlay video {path}")
     return writer
+
+
+class H264Writer:
+    """H.264 (libx264, yuv420p) in an MP4 with ``+faststart``, through PyAV.
+
+    Frame ``k`` is stamped ``times[k]``, or past them ``k / fps`` (the rate as a fraction:
+    OpenCV's 29.97002997 is 30000/1001), in ticks of 1/90000 s (MPEG's clock).
+    """
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], times: list[float]) -> None:
+        import av
+
+        self._picture = av.VideoFrame.from_ndarray
+        self._fps = fps
+        self._times = times
+        rate = Fraction(fps).limit_denominator(1001)
+        try:
+            self._container = av.open(
+                str(path), "w", format="mp4", options={"movflags": "+faststart"}
+            )
+        except OSError as error:
+            raise RuntimeError(f"PyAV cannot write the overlay video {path}: {error}") from error
+        width, height = size
+        self._stream = self._container.add_stream(
+            "libx264", rate=rate, options=_X264,
+            width=width + width % 2, height=height + height % 2,  # yuv420p: even sides
+            pix_fmt="yuv420p", time_base=Fraction(1, _TICKS),
+        )  # fmt: skip
+        self._size = (self._stream.height, self._stream.width)
+        self._count = 0
+        self._pts = -1
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one (H, W, 3) uint8 BGR frame (padded by one pixel to even sides)."""
+        height, width = self._size
+        if frame.shape[:2] != self._size:
+            frame = cv2.copyMakeBorder(
+                frame, 0, height - frame.shape[0], 0, width - frame.shape[1],
+                cv2.BORDER_REPLICATE,
+            )  # fmt: skip
+        picture = self._picture(np.ascontiguousarray(frame), format="bgr24")
+        time = frame_time(self._times, self._count, self._fps)
+        self._pts = picture.pts = max(round(time * _TICKS), self._pts + 1)  # strictly rising
+        self._count += 1
+        self._container.mux(self._stream.encode(picture))
+
+    def release(self) -> None:
+        """Flush the encoder and close the file (the index moves to the front)."""
+        try:
+            self._container.mux(self._stream.encode(None))
+        finally:
+            self._container.close()

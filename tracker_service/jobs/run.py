@@ -11,11 +11,12 @@
    :func:`~tracker_service.tracking.offline.refine_video`: stitching, backfill, gap
    interpolation, zero-lag smoothing);
 3. *render*: the video is decoded a second time as it streams (keeping the decoded frames
-   would cost 0.7 MB each at 640x360; decoding again costs little: docs/benchmark_video.md); each
-   frame's bodies are meshed once from their final poses (one ``smpl`` request a frame)
-   and serve both the overlay MP4 and the result; the answered frames (``max_frames``:
-   evenly spaced) are serialised, ``job_frames_in_flight`` at a time, and appended to
-   the result file in order.
+   would cost 0.7 MB each at 640x360; decoding again costs little: docs/benchmark_video.md);
+   each frame's bodies are meshed once from their final poses (one ``smpl`` request a
+   frame) and serve both the overlay MP4 (at the container's own frame times,
+   :func:`~tracker_service.jobs.media.frame_times`) and the result; the answered frames
+   (``max_frames``: evenly spaced) are serialised, ``job_frames_in_flight`` at a time, and
+   appended to the result file in order.
 """
 
 from __future__ import annotations
@@ -37,13 +38,19 @@ from prometheus_client import Counter, Gauge
 
 from tracker_service.errors import ModelsUnavailable, PayloadTooLarge, UnprocessableVideo
 from tracker_service.jobs import media
-from tracker_service.jobs.result import ResultWriter, evenly_spaced, faces_fragment, frame_entry
+from tracker_service.jobs.result import (
+    EncodedFrame,
+    ResultWriter,
+    evenly_spaced,
+    frame_entry,
+    timeline_jpeg,
+)
 from tracker_service.jobs.store import COMPLETE, JobRecord
 from tracker_service.legacy import FrameInfo
 from tracker_service.metrics import Stopwatch
 from tracker_service.pipeline import FrameGeometry, FramePipeline
 from tracker_service.readiness import ReadinessCache
-from tracker_service.render import draw, encode_jpeg
+from tracker_service.render import draw
 from tracker_service.settings import Settings
 from tracker_service.subject import select_main
 from tracker_service.tracking import PhalpTracker, TrackerConfig, TrackOutput
@@ -137,7 +144,6 @@ class VideoRunner:
         self._tracker_config = tracker_config
         self._readiness = readiness
         self._faces = faces
-        self._faces_json = faces_fragment(faces)
         self._frames_counter = frames
         self._fps = fps
         self._refine = refine
@@ -254,12 +260,12 @@ class VideoRunner:
         """
         positions = {index: k for k, index in enumerate(selected)}
         acceptance = []
+        times = media.frame_times(Path(record.video))
         with media.VideoReader(Path(record.video)) as source:
             calls = (
                 partial(
                     self._render_frame,
                     record.job_id,
-                    frame_rate,
                     size,
                     frame,
                     geometries[index],
@@ -267,12 +273,13 @@ class VideoRunner:
                     main_id,
                     positions.get(index),
                     index,
+                    media.frame_time(times, index, frame_rate),
                 )
                 for index, frame in zip(
                     range(len(geometries)), self._frames(source, progress), strict=False
                 )
             )
-            video = media.open_writer(overlay, self._overlay_codec()[0], frame_rate, size)
+            video = media.open_writer(overlay, self._overlay_codec()[0], frame_rate, size, times)
             try:
                 for index, (canvas, answered) in enumerate(self._in_order(calls, record.job_id)):
                     video.write(canvas)
@@ -288,7 +295,6 @@ class VideoRunner:
     def _render_frame(
         self,
         job_id: str,
-        frame_rate: float,
         size: tuple[int, int],
         frame: np.ndarray,
         geometry: FrameGeometry,
@@ -296,8 +302,12 @@ class VideoRunner:
         main_id: int | None,
         position: int | None,
         index: int,
-    ) -> tuple[np.ndarray, tuple[dict[str, Any], tuple[bytes, bytes]] | None]:
-        """One frame's overlay, and (when answered) its acceptance entry and serialised object."""
+        timestamp: float,
+    ) -> tuple[np.ndarray, tuple[dict[str, Any], EncodedFrame] | None]:
+        """One frame's overlay, and (when answered) its acceptance entry and serialised object.
+
+        ``timestamp``: the frame's time in the video, in seconds (the container's own).
+        """
         bodies = self._pipeline.posed_bodies(geometry, outputs, Stopwatch())
         ids = [body.track_id for body in bodies]
         chosen = select_main(outputs, main_id)
@@ -313,14 +323,14 @@ class VideoRunner:
             tracked=True,
         )  # fmt: skip
         entry = frame_entry(
-            frame_info, result_index=position, timestamp=index / frame_rate, bodies=bodies,
-            main=main, outputs=outputs, faces=self._faces_json,
+            frame_info, result_index=position, timestamp=timestamp, bodies=bodies,
+            main=main, outputs=outputs,
         )  # fmt: skip
         accepted = {
             "frame_index": position, "has_mesh": main is not None,
             "original_frame_number": index, "timestamp": entry["timestamp"],
         }  # fmt: skip
-        return canvas, (accepted, ResultWriter.encode(entry, encode_jpeg(canvas)))
+        return canvas, (accepted, ResultWriter.encode(entry, timeline_jpeg(canvas)))
 
     def _frames(self, video: media.VideoReader, progress: Progress) -> Iterator[np.ndarray]:
         """The video's frames in order, checking for cancellation and the frame limit."""

@@ -127,6 +127,10 @@ class JobStore:
         """Ended jobs (complete or error), the earliest ended first."""
         return self._select("WHERE status IN (?, ?) ORDER BY finished_at", COMPLETE, ERROR)
 
+    def recent(self, limit: int) -> list[JobRecord]:
+        """The ``limit`` latest submitted jobs, the latest first."""
+        return self._select("ORDER BY created_at DESC LIMIT ?", limit)
+
     def counts(self) -> dict[str, int]:
         """Jobs per state (every state, 0 when none)."""
         with self._lock:

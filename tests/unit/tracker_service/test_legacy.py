@@ -163,3 +163,21 @@ def test_vertices_written_by_orjson_read_back_as_json_writes_them_in_field_order
     assert decoded == json.loads(expected)
     assert list(decoded) == list(json.loads(expected))  # same fields, same order
     assert all(type(v) is float for v in decoded["mesh_vertices_data"][0])
+
+
+def test_the_mobile_frame_screen_reads_joints_angles_confidence_and_signals():
+    body = make_body(detected=False)
+    answer = encode(build_answer(info(), [Body(**{**body.__dict__, "confidence": 0.2})], main=0))
+    assert [j["name"] for j in answer["joints"]] == list(SMPL_JOINT_NAMES)
+    for joint, keypoint in zip(answer["joints"], answer["keypoints"], strict=True):
+        assert joint == {k: keypoint[k] for k in ("name", "x", "y", "z", "confidence")}
+    assert {a["name"]: a["angle"] for a in answer["angles"]} == answer["joint_angles_3d"]
+    assert all(a["confidence"] == 1.0 for a in answer["angles"])
+    assert answer["overallConfidence"] == answer["tracking_confidence"] == 0.2
+    signals = {s["name"]: s for s in answer["detectionSignals"]}
+    assert signals["detected"] == {"name": "detected", "value": 0.0, "threshold": 1.0,
+                                   "status": "warning"}  # fmt: skip
+    assert signals["tracking_confidence"]["status"] == "critical"
+    nobody = encode(build_answer(info(), [], main=None))
+    assert (nobody["joints"], nobody["angles"], nobody["detectionSignals"]) == ([], [], [])
+    assert nobody["overallConfidence"] == 0.0

@@ -310,3 +310,17 @@ def test_tracks_alive_counts_every_session():
         session, ticket = store.begin(name, 0)
         session.track(ticket, DETECTIONS * 2, IMAGE_SIZE)
     assert store.tracks_alive() == 4
+
+
+def test_describe_tells_each_sessions_idle_time_tracks_and_frames_in_flight():
+    clock = FakeClock()
+    store = SessionStore(lambda _: make_session(clock=clock), max_sessions=4, idle_s=1e6,
+                         clock=clock)
+    session, ticket = store.begin("a", 0)
+    session.track(ticket, DETECTIONS, IMAGE_SIZE)
+    clock.now += 2.5
+    store.begin("b", 0)  # in flight
+    assert store.describe() == [
+        {"session_id": "a", "idle_s": 2.5, "tracks_alive": 1, "busy": False},
+        {"session_id": "b", "idle_s": 0.0, "tracks_alive": 0, "busy": True},
+    ]

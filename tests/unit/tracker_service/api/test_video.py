@@ -77,7 +77,9 @@ def test_json_instead_of_a_form_is_refused(client):
 
 
 def test_unknown_jobs_are_404_in_words(client):
-    for path in ("/job_status/nope", "/pose/video/status/nope", "/frame/nope/0", "/output/nope"):
+    paths = ("/job_status/nope", "/pose/video/status/nope", "/frame/nope/0", "/output/nope",
+             "/result/nope", "/job/nope/frames?start=0&count=5")  # fmt: skip
+    for path in paths:
         answer = client.get(path)
         assert answer.status_code == 404 and answer.get_json() == {"error": "Job not found"}
     assert client.delete("/job/nope").status_code == 404
@@ -100,7 +102,9 @@ def test_a_job_without_triton_ends_in_error_in_words_and_the_service_serves(clie
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert status["status"] == "error" and "not ready" in status["error"]
-    assert client.get(f"/frame/{body['job_id']}/0").get_json() == {"error": "Job not complete"}
+    for path in ("/frame/{}/0", "/result/{}", "/job/{}/frames?start=0&count=2"):
+        answer = client.get(path.format(body["job_id"]))
+        assert (answer.status_code, answer.get_json()) == (400, {"error": "Job not complete"})
     assert client.get("/health").status_code == 200
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'tracker_jobs{state="error"} 1.0' in metrics and "tracker_job_queue 0.0" in metrics

@@ -1,7 +1,10 @@
 """Videos: the container sniffed from its bytes, probed within limits, decoded in order."""
 
+import sys
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -75,12 +78,35 @@ def test_probe_refuses_in_words(tmp_path, content, limits, error, words):
         media.probe(path, **{"max_frames": 100, "max_duration_s": 10.0, **limits})
 
 
-def test_overlay_codec_can_be_written(tmp_path):
-    fourcc, name = media.overlay_codec()
-    writer = media.open_writer(tmp_path / "o.mp4", fourcc, 25.0, (64, 48))
+def test_overlay_is_h264_yuv420p_faststart_at_the_videos_rate(tmp_path):
+    assert media.overlay_codec() == media.H264
+    path = tmp_path / "o.mp4"
+    writer = media.open_writer(path, media.H264[0], 30000 / 1001, (65, 48))  # an odd width
+    for i in range(10):
+        writer.write(np.full((48, 65, 3), 20 * i, np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    assert media.sniff_container(data[:64]) == "mp4"
+    assert 0 < data.find(b"moov") < data.find(b"mdat")  # +faststart: the index comes first
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
+        assert stream.average_rate == Fraction(30000, 1001)
+        frames = list(container.decode(stream))
+    assert (frames[0].width, frames[0].height) == (66, 48)  # padded to even sides
+    assert [float(f.time) for f in frames] == pytest.approx([k * 1001 / 30000 for k in range(10)])
+    means = [float(f.to_ndarray(format="bgr24")[:, :65].mean()) for f in frames]
+    assert means == pytest.approx([20 * i for i in range(10)], abs=5)  # YUV round trip
+
+
+def test_overlay_falls_back_to_mpeg4_without_pyav(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
+    assert media.overlay_codec() == media.MPEG4
+    assert "No H.264 encoder" in caplog.text and "MPEG-4 Part 2" in caplog.text
+    writer = media.open_writer(tmp_path / "o.mp4", media.MPEG4[0], 25.0, (64, 48))
     writer.write(np.zeros((48, 64, 3), np.uint8))
     writer.release()
-    assert name and media.sniff_container((tmp_path / "o.mp4").read_bytes()[:64]) == "mp4"
+    assert media.sniff_container((tmp_path / "o.mp4").read_bytes()[:64]) == "mp4"
 
 
 @pytest.mark.parametrize(
@@ -90,3 +116,37 @@ def test_overlay_codec_can_be_written(tmp_path):
 )  # fmt: skip
 def test_evenly_spaced(total, wanted, expected):
     assert evenly_spaced(total, wanted) == expected
+
+
+def _variable_rate_clip(path: Path, times: list[float]) -> Path:
+    """An H.264 MP4 whose frames are stamped at ``times`` (as a phone's variable rate)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(
+            "libx264", rate=30, width=64, height=48, pix_fmt="yuv420p",
+            time_base=Fraction(1, 1000),
+        )  # fmt: skip
+        for i, time in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), "bgr24")
+            frame.pts = round(1000 * time)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_a_variable_rate_video_keeps_its_frame_times_in_the_overlay(tmp_path):
+    times = [0.0, 0.033, 0.1, 0.2, 0.233, 0.5, 0.533, 0.9]
+    clip = _variable_rate_clip(tmp_path / "vfr.mp4", times)
+    assert media.frame_times(clip) == pytest.approx(times, abs=1e-3)
+    out = tmp_path / "overlay.mp4"
+    writer = media.open_writer(out, media.H264[0], 8.9, (64, 48), media.frame_times(clip))
+    for frame in media.read_frames(clip):
+        writer.write(frame)
+    writer.release()
+    assert media.frame_times(out) == pytest.approx(times, abs=1e-3)
+
+
+def test_frame_time_counts_at_the_mean_rate_past_the_known_times(monkeypatch, tmp_path):
+    assert media.frame_time([0.0, 0.04], 1, 25.0) == 0.04
+    assert media.frame_time([0.0, 0.04], 5, 25.0) == pytest.approx(0.2)
+    monkeypatch.setitem(sys.modules, "av", None)
+    assert media.frame_times(_clip(tmp_path / "a.mp4", 3)) == []  # without PyAV
