@@ -139,8 +139,9 @@ def test_a_variable_rate_video_keeps_its_frame_times_in_the_overlay(tmp_path):
     assert media.frame_times(clip) == pytest.approx(times, abs=1e-3)
     out = tmp_path / "overlay.mp4"
     writer = media.open_writer(out, media.H264[0], 8.9, (64, 48), media.frame_times(clip))
-    for frame in media.read_frames(clip):
-        writer.write(frame)
+    with media.VideoReader(clip) as video:
+        for frame in video.frames():
+            writer.write(frame)
     writer.release()
     assert media.frame_times(out) == pytest.approx(times, abs=1e-3)
 
