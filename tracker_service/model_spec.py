@@ -11,6 +11,7 @@ Shapes exclude the batch axis, as in Triton's ``config.pbtxt`` for models with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -202,3 +203,27 @@ PERSON_DETECTOR = ModelSpec(
 
 #: Every served model, by name.
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (PERSON_DETECTOR, HMR2, SMPL)}
+
+
+def load_faces(path: str | Path) -> np.ndarray:
+    """Read the mesh triangles the exporter wrote beside the body model.
+
+    Raises:
+        FileNotFoundError: The file is missing (the message says how to write it).
+        ValueError: The array is not (13776, 3) vertex indices.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: the exporter writes it beside the body model "
+            "(`python -m scripts.export_hmr2 --faces-only --smpl SMPL_NEUTRAL.pkl "
+            "--extra-regressor SMPL_to_J19.pkl`); set TRACKER_SMPL_FACES to its path"
+        )
+    faces = np.load(path, allow_pickle=False)
+    if faces.shape != (SMPL_FACES, 3) or not np.issubdtype(faces.dtype, np.integer):
+        raise ValueError(f"{path}: expected ({SMPL_FACES}, 3) integers, got {faces.dtype} "
+                         f"{faces.shape}")
+    if faces.min() < 0 or faces.max() >= SMPL_VERTICES:
+        raise ValueError(f"{path}: vertex indices must lie in [0, {SMPL_VERTICES})")
+    return faces.astype(np.int32)
