@@ -12,7 +12,7 @@ SMPL_DIR := build/smpl
 MODELS := $(REPO)/hmr2/1/model.onnx $(REPO)/smpl/1/model.onnx $(REPO)/person_detector/1/model.onnx \
 	$(REPO)/smpl/1/faces.npy
 
-.PHONY: help install models serve demo test test-compose lint bench clean nodejs browser
+.PHONY: help install models serve demo test test-compose lint bench gpu-check clean nodejs browser
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -94,6 +94,12 @@ lint:  ## Ruff, and mypy on tracker_service and tracker_tools.
 bench: install models  ## End-to-end service benchmark (tiny and full HMR2), then HMR2 per crop.
 	$(PY) -m scripts.benchmark --hmr2 tiny full
 	$(PY) -m scripts.benchmark_hmr2
+
+# scripts/gpu_check.sh on a GPU machine (10 minutes from a fresh clone, installs included);
+# CI: make gpu-check GPU_CHECK="--cpu --out build/gpu_check/gpu.md" (the CPU form, tiny set).
+GPU_CHECK ?=
+gpu-check: install $(REPO)/person_detector/1/model.onnx $(SMPL_DIR)/SMPL_NEUTRAL.npz  ## Every GPU figure in one command: docs/gpu.md (GPU_CHECK=--cpu without a GPU).
+	$(PY) -m scripts.gpu_check $(GPU_CHECK)
 
 clean:  ## Remove build outputs (not the virtual environments).
 	rm -rf build $(REPO)/*/1

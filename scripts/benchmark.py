@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import statistics
@@ -45,7 +46,7 @@ import numpy as np
 
 from tracker_service.model_spec import HMR2, PERSON_DETECTOR
 from tracker_tools.backend import backend_frames
-from tracker_tools.client import MetricKey, ServiceClient, metrics_at, triton_batches
+from tracker_tools.client import MetricKey, Response, ServiceClient, metrics_at, triton_batches
 from tracker_tools.machine import cpu_times, machine, peak_rss_mb
 from tracker_tools.media import SHARED_MEDIA, encode_base64, read_frames, walking_clip
 from tracker_tools.plots import stage_chart
@@ -99,24 +100,45 @@ def stage_ms(
     return stages
 
 
-def latency_run(client: ServiceClient, label: str, frames: Sequence[str]) -> dict[str, Any]:
-    """One session, frames in order: latency, stage times, answer size, people answered."""
+def latency_run(
+    client: ServiceClient,
+    label: str,
+    frames: Sequence[str],
+    *,
+    workers: int = 1,
+    metrics_url: str | None = None,
+) -> dict[str, Any]:
+    """One session, frames in order: latency, stage times, answer size, people answered.
+
+    ``workers`` > 1 submits every frame at once to a FIFO pool of that many workers, as the
+    backend's pool does (bursts of consecutive frames); 1 posts each after the previous answer.
+    """
     words = label.split()
-    session = f"latency-{words[0]}-{words[-1]}".replace(".", "-")
-    before = client.metrics()
-    latencies, sizes, people, has_body = [], [], [], []
-    for number, image in enumerate(frames):
-        response = client.post_frame(image, frame_number=number, session_id=session)
-        answer = response.answer()
-        latencies.append(1000.0 * response.seconds)
-        sizes.append(len(response.body))
-        people.append(len(answer["tracks"]))
-        has_body.append(answer["has_3d"])
+    session = f"latency-{words[0]}-{words[-1]}-{workers}".replace(".", "-")
+    before, triton_before = client.metrics(), metrics_at(metrics_url) if metrics_url else {}
+
+    def post(number: int) -> tuple[Response, dict[str, Any]]:
+        response = client.post_frame(frames[number], frame_number=number, session_id=session)
+        return response, response.answer()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        answered = list(pool.map(post, range(len(frames))))
+    seconds = time.perf_counter() - start
+    latencies = [1000.0 * response.seconds for response, _ in answered]
+    sizes = [len(response.body) for response, _ in answered]
+    people = [len(answer["tracks"]) for _, answer in answered]
+    has_body = [answer["has_3d"] for _, answer in answered]
     stages = stage_ms(before, client.metrics(), len(frames))
     with_body = [size for size, body in zip(sizes, has_body, strict=True) if body]
     return {
         "video": label,
         "frames": len(frames),
+        "workers": workers,
+        "fps": len(frames) / seconds,
+        "triton_batch": triton_batches(triton_before, metrics_at(metrics_url))
+        if metrics_url
+        else {},
         "people_mean": statistics.fmean(people),
         "people_max": max(people),
         "latency_ms": {
@@ -187,14 +209,18 @@ def benchmark(args: argparse.Namespace, size: str) -> dict[str, Any]:
         triton_ports=tuple(triton_ports),
         startup_timeout_s=TIMEOUT_S,
         service_env=env,
+        providers=args.providers,
     ) as (url, triton, service):
         client = ServiceClient(url, timeout_s=TIMEOUT_S)
         for number, image in enumerate(videos[0][1][:2]):  # warm-up: first inferences
             client.post_frame(image, frame_number=number, session_id="warm-up").answer()
         latency = []
-        for label, frames in videos:
-            print(f"[{size}] latency: {label}, {len(frames)} frames ...", flush=True)
-            latency.append(latency_run(client, label, frames))
+        for (label, frames), workers in itertools.product(videos, args.workers):
+            print(f"[{size}] latency: {label}, {len(frames)} frames, {workers} workers ...",
+                  flush=True)  # fmt: skip
+            latency.append(latency_run(
+                client, label, frames, workers=workers, metrics_url=triton.metrics_url
+            ))  # fmt: skip
         throughput = []
         for sessions in args.sessions:
             print(f"[{size}] throughput: {sessions} sessions ...", flush=True)
@@ -214,6 +240,12 @@ def benchmark(args: argparse.Namespace, size: str) -> dict[str, Any]:
     }
 
 
+def _label(run: dict[str, Any]) -> str:
+    """A latency run's video, and its FIFO pool when frames were not posted one at a time."""
+    workers = run.get("workers", 1)
+    return run["video"] + (f", FIFO pool of {workers}" if workers > 1 else "")
+
+
 def _targets(result: dict[str, Any]) -> list[str]:
     """The issue's targets, met or not, from the measurements."""
     lines = []
@@ -221,7 +253,7 @@ def _targets(result: dict[str, Any]) -> list[str]:
         people = run["people_mean"]
         limit = 10.0 if people <= 1.5 else 30.0
         lines.append(
-            f"- own work per frame, {run['video']} ({people:.1f} people): "
+            f"- own work per frame, {_label(run)} ({people:.1f} people): "
             f"{run['own_work_ms']:.1f} ms, target ≤ {limit:.0f} ms "
             f"({'met' if run['own_work_ms'] <= limit else 'not met'})"
         )
@@ -272,7 +304,7 @@ def markdown(results: Sequence[dict[str, Any]], command: str, host: str) -> str:
         for run in result["latency"]:
             lat = run["latency_ms"]
             out.append(
-                f"| {run['video']} | {run['frames']} | {run['people_mean']:.1f}, "
+                f"| {_label(run)} | {run['frames']} | {run['people_mean']:.1f}, "
                 f"{run['people_max']} | {lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} "
                 f"| {run['own_work_ms']:.1f} | {run['triton_ms']:.1f} "
                 f"| {lat['mean'] - run['triton_ms']:.1f} "
@@ -284,7 +316,7 @@ def markdown(results: Sequence[dict[str, Any]], command: str, host: str) -> str:
             "Milliseconds per frame, by stage (and as a chart, every size: "
             "![stages](benchmark_stages.png)):",
             "",
-            "| stage | " + " | ".join(run["video"] for run in result["latency"]) + " |",
+            "| stage | " + " | ".join(_label(run) for run in result["latency"]) + " |",
             "| --- |" + " --- |" * len(result["latency"]),
         ]
         for stage in stages:
@@ -340,6 +372,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"videos under ../shared/media (latency); NAME{BACKEND_SUFFIX}: the backend's "
         "640x360 PNG frames of NAME",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="latency runs: frames posted one at a time (1) or from a FIFO pool of N workers",
+    )
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument(
         "--session-frames", type=int, default=8, help="frames each concurrent session posts"
@@ -350,6 +389,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         default=None,
         help="run the service from another checkout (before/after comparisons)",
+    )
+    parser.add_argument(
+        "--providers",
+        nargs="+",
+        default=[],
+        help="ONNX Runtime providers of Triton's models (CUDAExecutionProvider on a GPU)",
     )
     parser.add_argument("--out", type=Path, default=Path("docs/benchmark.md"))
     parser.add_argument(

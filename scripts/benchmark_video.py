@@ -126,8 +126,10 @@ def per_frame_run(client: ServiceClient, metrics_url: str, frames: Sequence) -> 
     }
 
 
-def benchmark(size: str, frames: list, label: str, *, per_frame: bool = True) -> dict[str, Any]:
-    """Both runs (or the job alone) on one stack serving one HMR2 size."""
+def benchmark(
+    size: str, frames: list, label: str, providers: Sequence[str] = (), *, per_frame: bool = True
+) -> dict[str, Any]:
+    """Both runs (or the job alone) on one stack serving one HMR2 size (on ``providers``)."""
     tiny = size == "tiny"
     repository = build_tiny_repository(BUILD / "tiny_repository") if tiny else MODEL_REPOSITORY
     with tempfile.TemporaryDirectory(prefix="benchmark_video_") as folder:
@@ -136,7 +138,7 @@ def benchmark(size: str, frames: list, label: str, *, per_frame: bool = True) ->
         env = {"TRACKER_LOG_LEVEL": "WARNING", "TRACKER_TRITON_TIMEOUT_S": str(TIMEOUT_S),
                "TRACKER_JOB_DATABASE": str(work / "jobs.sqlite"),
                "TRACKER_JOB_DATA_DIR": str(work / "jobs")}  # fmt: skip
-        return _runs(size, frames, label, repository, video, env, per_frame=per_frame)
+        return _runs(size, frames, label, repository, video, env, providers, per_frame=per_frame)
 
 
 def _runs(
@@ -146,6 +148,7 @@ def _runs(
     repository: Path,
     video: Path,
     env: dict[str, str],
+    providers: Sequence[str],
     *,
     per_frame: bool,
 ) -> dict[str, Any]:
@@ -153,7 +156,7 @@ def _runs(
     print(f"[{size}] starting Triton and the service ...", flush=True)
     stack = local_stack(
         repository=repository, port=port, triton_ports=(http, grpc, metrics),
-        startup_timeout_s=TIMEOUT_S, service_env=env,
+        startup_timeout_s=TIMEOUT_S, service_env=env, providers=providers,
     )  # fmt: skip
     with stack as (url, triton, service):
         client = ServiceClient(url, timeout_s=TIMEOUT_S)
@@ -245,13 +248,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-per-frame", dest="per_frame", action="store_false",
         help="run the job alone (no ratio): the memory of a long video",
     )  # fmt: skip
+    parser.add_argument(
+        "--providers",
+        nargs="+",
+        default=[],
+        help="ONNX Runtime providers of Triton's models (CUDAExecutionProvider on a GPU)",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/benchmark_video.md"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     command = command_line("scripts.benchmark_video", argv)
     host = machine()
     label, frames = clip(args.video, args.frames)
-    results = [benchmark(size, frames, label, per_frame=args.per_frame) for size in args.hmr2]
+    results = [
+        benchmark(size, frames, label, args.providers, per_frame=args.per_frame)
+        for size in args.hmr2
+    ]
     text = markdown(results, command, host)
     raw = write_report(args.out, text, {"machine": host, "command": command, "results": results})
     print(f"\n{text}\nwrote {args.out} and {raw}")

@@ -13,6 +13,8 @@
   figure ran on.
 - :mod:`~tracker_tools.mot`, :mod:`~tracker_tools.mot_score`, :mod:`~tracker_tools.compat`:
   MOTChallenge tracking and scoring, and the one numpy shim py-motmetrics needs.
+- :mod:`~tracker_tools.gpu_check`, :mod:`~tracker_tools.gpu_report`: ``make gpu-check``, every
+  GPU figure in one bounded command on the tools above, and its report.
 
 Nothing here is imported by the service (``tracker_service``), and nothing runs at import.
 """

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 from pathlib import Path
+
+#: How long an ``nvidia-smi`` query may take.
+NVIDIA_SMI_TIMEOUT_S = 30.0
 
 
 def machine() -> str:
@@ -40,3 +45,35 @@ def peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _nvidia_smi(*query: str) -> list[list[str]]:
+    """Rows of an ``nvidia-smi`` CSV query; none without the tool or a GPU."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", *query, "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [[cell.strip() for cell in line.split(",")] for line in done.stdout.splitlines() if line]
+
+
+def gpus() -> list[dict[str, str]]:
+    """The NVIDIA GPUs ``nvidia-smi`` sees: name, driver version, memory (MiB); [] without."""
+    rows = _nvidia_smi("--query-gpu=name,driver_version,memory.total")
+    return [{"name": n, "driver": d, "memory_mib": m} for n, d, m in rows]
+
+
+def gpu_memory_mb(pid: int) -> float | None:
+    """GPU memory a process holds now, in MiB; None when ``nvidia-smi`` does not list it.
+
+    ONNX Runtime's arena and PyTorch's caching allocator keep what they took, so read at the
+    end of a run this is the run's peak (with the CUDA context). None also without a GPU, or
+    in a container whose process ids ``nvidia-smi`` does not see.
+    """
+    used = [float(mib) for owner, mib in _nvidia_smi("--query-compute-apps=pid,used_memory")
+            if owner == str(pid)]  # fmt: skip
+    return sum(used) if used else None

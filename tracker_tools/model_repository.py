@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -44,6 +45,8 @@ ONNX_FILENAME = "model.onnx"
 RUNNER_PATH = Path(__file__).with_name("triton_python_runner.py")
 #: Model parameter read by both the ORT backend and the local runner.
 INTRA_OP_THREADS_PARAMETER = "intra_op_thread_count"
+#: Model parameter of the local runner: ONNX Runtime's execution providers, comma-separated.
+PROVIDERS_PARAMETER = "onnx_providers"
 
 #: TensorRT workspace: ViT-H at batch 32 in FP16 builds comfortably within 4 GiB.
 TRT_WORKSPACE_BYTES = 4 << 30
@@ -224,7 +227,11 @@ def _link_version_files(source: Path, target: Path) -> None:
 
 
 def build_local_repository(
-    production_root: Path, out_root: Path, *, intra_op_threads: int | None = None
+    production_root: Path,
+    out_root: Path,
+    *,
+    intra_op_threads: int | None = None,
+    providers: Sequence[str] = (),
 ) -> list[str]:
     """Build the local (Python backend) repository from the production one.
 
@@ -238,6 +245,8 @@ def build_local_repository(
         out_root: Where to write the local repository.
         intra_op_threads: ONNX Runtime threads per model instance (the
             ``intra_op_thread_count`` parameter); ``None`` keeps ORT's default.
+        providers: ONNX Runtime execution providers of the runner (the ``onnx_providers``
+            parameter), e.g. ``("CUDAExecutionProvider",)``; empty: the CPU's.
 
     Returns:
         The names of the models written, sorted.
@@ -251,6 +260,8 @@ def build_local_repository(
         config = derive_local_config(read_config(model_dir / CONFIG_FILENAME))
         if intra_op_threads is not None:
             config.parameters[INTRA_OP_THREADS_PARAMETER].string_value = str(intra_op_threads)
+        if providers:
+            config.parameters[PROVIDERS_PARAMETER].string_value = ",".join(providers)
         target = out_root / config.name
         if target.exists():
             shutil.rmtree(target)

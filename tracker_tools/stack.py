@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,6 +43,7 @@ def local_stack(
     triton_ports: tuple[int, int, int] = (8000, 8001, 8002),
     startup_timeout_s: float = 900.0,
     service_env: dict[str, str] | None = None,
+    providers: Sequence[str] = (),
 ) -> Iterator[tuple[str, LocalTritonServer, subprocess.Popen[bytes]]]:
     """Start Triton and the service; yield (service URL, Triton server, service process).
 
@@ -52,13 +53,15 @@ def local_stack(
         triton_ports: Triton's HTTP, gRPC and metrics ports.
         startup_timeout_s: How long Triton (which warms HMR2 up) and the service may take.
         service_env: Extra ``TRACKER_*`` settings for the service.
+        providers: ONNX Runtime execution providers of Triton's models (e.g.
+            ``("CUDAExecutionProvider",)`` on a GPU); empty: the CPU's.
 
     Raises:
         StackError: A model is not built, or the service did not become ready.
 
     """
     local = BUILD / "triton_repository"
-    missing = set(MODELS) - set(build_local_repository(repository, local))
+    missing = set(MODELS) - set(build_local_repository(repository, local, providers=providers))
     if missing:
         raise StackError(f"models not built: {', '.join(sorted(missing))}; run `make models`")
     http, grpc, metrics = triton_ports

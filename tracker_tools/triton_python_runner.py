@@ -10,7 +10,9 @@ concatenated along the batch axis, run in one ONNX Runtime call and split back,
 which is what the ORT backend does in production.
 
 The model parameter ``intra_op_thread_count`` (as in the ORT backend) sets the
-ONNX Runtime thread count; absent or ``0`` keeps ONNX Runtime's default.
+ONNX Runtime thread count; absent or ``0`` keeps ONNX Runtime's default. The parameter
+``onnx_providers`` (comma-separated, e.g. ``CUDAExecutionProvider``: ``make gpu-check`` on a
+GPU) names ONNX Runtime's execution providers; absent, the CPU's.
 """
 
 import json
@@ -21,6 +23,7 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 THREADS_PARAMETER = "intra_op_thread_count"
+PROVIDERS_PARAMETER = "onnx_providers"
 
 
 class TritonPythonModel:
@@ -51,6 +54,7 @@ class TritonPythonModel:
         ]
         parameters = config.get("parameters", {})
         threads = int(parameters.get(THREADS_PARAMETER, {}).get("string_value") or 0)
+        providers = parameters.get(PROVIDERS_PARAMETER, {}).get("string_value") or ""
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -59,8 +63,14 @@ class TritonPythonModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = Path(__file__).with_name("model.onnx")
         self._session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            str(path),
+            sess_options=options,
+            providers=providers.split(",") if providers else ["CPUExecutionProvider"],
         )
+        active = self._session.get_providers()
+        if providers and not set(providers.split(",")) <= set(active):
+            # ONNX Runtime falls back to the CPU with a mere warning when CUDA cannot load.
+            raise RuntimeError(f"{path}: ONNX Runtime runs {active}, not {providers}")
         graph_inputs = [i.name for i in self._session.get_inputs()]
         graph_outputs = {o.name for o in self._session.get_outputs()}
         if sorted(graph_inputs) != sorted(self._inputs):
@@ -72,7 +82,7 @@ class TritonPythonModel:
             raise ValueError(f"{path}: config outputs {missing} are not graph outputs")
         pb_utils.Logger.log_info(
             f"{self._name}: loaded {path} (ONNX Runtime {ort.__version__}, "
-            f"numpy {np.__version__}, threads={threads})"
+            f"numpy {np.__version__}, threads={threads}, {self._session.get_providers()})"
         )
 
     def execute(self, requests: list) -> list:

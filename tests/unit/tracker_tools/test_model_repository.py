@@ -12,6 +12,7 @@ from tracker_tools.model_repository import (
     CONFIG_FILENAME,
     INTRA_OP_THREADS_PARAMETER,
     ONNX_FILENAME,
+    PROVIDERS_PARAMETER,
     RUNNER_PATH,
     build_local_repository,
     config_to_text,
@@ -164,12 +165,16 @@ def test_build_local_repository(tmp_path):
     production = _production_repository(tmp_path / "production")
     out = tmp_path / "local"
 
-    assert build_local_repository(production, out, intra_op_threads=2) == ["smpl"]
+    providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    assert build_local_repository(
+        production, out, intra_op_threads=2, providers=providers
+    ) == ["smpl"]
 
     assert sorted(p.name for p in out.iterdir()) == ["smpl"]
     config = read_config(out / "smpl" / CONFIG_FILENAME)
     expected = derive_local_config(read_config(production / "smpl" / CONFIG_FILENAME))
     expected.parameters[INTRA_OP_THREADS_PARAMETER].string_value = "2"
+    expected.parameters[PROVIDERS_PARAMETER].string_value = ",".join(providers)
     assert config == expected
     version = out / "smpl" / "1"
     assert (version / "model.py").read_text() == RUNNER_PATH.read_text()
@@ -188,7 +193,8 @@ def test_build_local_repository_replaces_stale_model(tmp_path):
     build_local_repository(production, out)
 
     assert not stale.exists()
-    assert INTRA_OP_THREADS_PARAMETER not in read_config(out / "smpl" / CONFIG_FILENAME).parameters
+    parameters = read_config(out / "smpl" / CONFIG_FILENAME).parameters
+    assert INTRA_OP_THREADS_PARAMETER not in parameters and PROVIDERS_PARAMETER not in parameters
 
 
 def test_main_production_writes_every_config(tmp_path, capsys):

@@ -8,6 +8,8 @@ import types
 import numpy as np
 import pytest
 
+from tracker_tools.model_repository import PROVIDERS_PARAMETER
+
 
 class Recorded(Exception):
     """Raised by the fake session once it has recorded the options."""
@@ -23,7 +25,7 @@ def test_idle_onnx_runtime_threads_sleep_instead_of_spinning(monkeypatch):
     seen = {}
 
     def session(path, sess_options, providers):
-        seen["options"] = sess_options
+        seen["options"], seen["providers"] = sess_options, providers
         raise Recorded
 
     monkeypatch.setattr(runner.ort, "InferenceSession", session)
@@ -34,3 +36,9 @@ def test_idle_onnx_runtime_threads_sleep_instead_of_spinning(monkeypatch):
     options = seen["options"]
     assert isinstance(options, ort.SessionOptions) and options.intra_op_num_threads == 2
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert seen["providers"] == ["CPUExecutionProvider"]  # no onnx_providers parameter
+
+    config["parameters"][PROVIDERS_PARAMETER] = {"string_value": "CUDAExecutionProvider"}
+    with pytest.raises(Recorded):
+        runner.TritonPythonModel().initialize({"model_config": json.dumps(config)})
+    assert seen["providers"] == ["CUDAExecutionProvider"]
