@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ bp = Blueprint("video", __name__)
 #: Largest ``max_frames`` accepted (the apps send ``'999999'`` for every frame).
 MAX_FRAMES_VALUE = 10**9
 _CHUNK = 2**20
-#: gzip level of the answers (6: zlib's default, about 4x on a result's JSON).
+#: gzip level of the answers (zlib's default: 2.7x smaller on a complete result).
 _GZIP_LEVEL = 6
 
 
@@ -116,7 +117,7 @@ def frames(job_id: str) -> Response:
         "next_start": end if end < stored.frame_count else None,
     })  # fmt: skip
     faces = b',"mesh_faces":' + stored.faces + b',"frames":'
-    return _json(_chained([head[:-1] + faces], chunks, [b"}"]))
+    return _json(chain([head[:-1] + faces], chunks, [b"}"]))
 
 
 @bp.get("/frame/<job_id>/<int:frame_index>")
@@ -263,15 +264,10 @@ def _integer(name: str, value: str, low: int, high: int) -> int:
     return int(text)
 
 
-def _chained(*parts: Iterable[bytes]) -> Iterator[bytes]:
-    for part in parts:
-        yield from part
-
-
 def _with_key(body: dict[str, Any], key: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
     """``body`` with one more key, last, whose JSON value comes in chunks."""
     head = orjson.dumps(body)[:-1] + b',"' + key.encode() + b'":'
-    return _chained([head], chunks, [b"}"])
+    return chain([head], chunks, [b"}"])
 
 
 def _json(chunks: Iterable[bytes]) -> Response:

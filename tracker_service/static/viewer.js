@@ -17,11 +17,14 @@ async function getJson(path) {
   return body;
 }
 
+/** Frames asked for per request of GET /job/<id>/frames (it answers fewer past its budget). */
+const FRAMES_PER_PAGE = 50;
+
 /**
- * A finished job as the page shows it: the one place that reads a job's frames.
+ * A finished job as the page shows it: the one place that reads a job's result.
  *
- * Today it reads the whole result from GET /job_status/<id>; it can move to the paged
- * GET /job/<id>/frames?start=&count= (and the faces sent once) without the rest changing.
+ * The summary keys come from GET /job_status/<id>?frames=0, the frames with their meshes
+ * from GET /job/<id>/frames?start=&count= page by page (the mesh triangles once per page).
  *
  * @param {string} jobId
  * @returns {Promise<{result: object, faces: Uint32Array|null, frames: Array<{index: number,
@@ -30,20 +33,25 @@ async function getJson(path) {
  *   subject's pose source (detected, interpolated, predicted or none) and mesh vertices.
  */
 async function loadJob(jobId) {
-  const { result } = await getJson(`/job_status/${jobId}`);
-  const { frames, pose_timeline: _timeline, ...summary } = result;
+  const { result } = await getJson(`/job_status/${jobId}?frames=0`);
+  const frames = [];
   let faces = null;
-  const shown = frames.map((frame) => {
-    if (!faces && frame.faces.length) faces = Uint32Array.from(frame.faces.flat());
-    return {
-      index: frame.originalFrameNumber,
-      time: frame.timestamp,
-      source: frame.meshRendered ? frame.persons[0].source : "none",
-      persons: frame.persons.map((p) => ({ id: p.personId, source: p.source })),
-      vertices: frame.meshRendered ? Float32Array.from(frame.vertices.flat()) : null,
-    };
-  });
-  return { result: summary, faces, frames: shown };
+  for (let start = 0; start !== null;) {
+    const page = await getJson(`/job/${jobId}/frames?start=${start}&count=${FRAMES_PER_PAGE}`);
+    faces ??= Uint32Array.from(page.mesh_faces.flat());
+    for (const frame of page.frames) {
+      const main = frame.meshRendered ? frame.persons[0] : null; // the main subject comes first
+      frames.push({
+        index: frame.originalFrameNumber,
+        time: frame.timestamp,
+        source: main ? main.source : "none",
+        persons: frame.persons.map((p) => ({ id: p.personId, source: p.source })),
+        vertices: main ? Float32Array.from(main.meshVertices.flat()) : null,
+      });
+    }
+    start = page.next_start;
+  }
+  return { result, faces, frames };
 }
 
 /** Upload a video to POST /process_video_async, reporting the upload's percent. */
