@@ -26,6 +26,7 @@ import numpy as np
 from tracker_tools.client import ServiceClient
 from tracker_tools.media import SHARED_MEDIA, encode_image, read_frames, walking_clip, write_video
 from tracker_tools.stack import BUILD, StackError, local_stack
+from tracker_tools.triton_server import free_ports
 
 #: Full-size HMR2 takes about a second per person on a CPU: a frame may take minutes.
 TIMEOUT_S = 600.0
@@ -134,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         clips = [("walking_figure", walking_clip(30), range(12, 20))]
     start = time.perf_counter()
     try:
-        with local_stack(port=args.port) as (url, _, service):
+        http, grpc, metrics = free_ports(3)  # Triton beside whatever else runs here
+        with local_stack(port=args.port, triton_ports=(http, grpc, metrics)) as (url, _, service):
             seconds = time.perf_counter() - start
             print(f"Triton and the tracker service ready in {seconds:.0f} s: {url}")
             client = ServiceClient(url, timeout_s=TIMEOUT_S)

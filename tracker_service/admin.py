@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from tracker_service.detection import letterbox
+from tracker_service.detection import PersonDetector
 from tracker_service.errors import ServiceError
 from tracker_service.inference import Readiness, TritonModels
 from tracker_service.metrics import Stopwatch
-from tracker_service.model_spec import DETECTOR_INPUT_HW
 from tracker_service.preprocess import crop_boxes, hmr2_crops
 
 log = logging.getLogger(__name__)
@@ -97,9 +96,8 @@ def _run_frame(models: TritonModels, watch: Stopwatch) -> None:
     """One grey 640x360 frame through the detector, one centred crop through HMR2, its body."""
     height, width = WARMUP_FRAME_HW
     frame = np.full((height, width, 3), 128, np.uint8)
-    image, _, _ = letterbox(frame, DETECTOR_INPUT_HW)
     with watch.stage("detect"):
-        models.detect(image[None])
+        PersonDetector(models.detect, min_score=0.0, min_box_px=0.0)(frame)
     box = np.array([[0.35 * width, 0.1 * height, 0.65 * width, 0.9 * height]])
     with watch.stage("hmr2"):
         result = models.hmr2(hmr2_crops(frame, *crop_boxes(box)))

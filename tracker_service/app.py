@@ -14,7 +14,7 @@ from flask import Flask, Response
 
 from tracker_service.api import admin, errors, health, metrics, pose, ui, video
 from tracker_service.inference import ModelNames, TritonModels
-from tracker_service.legacy import load_faces
+from tracker_service.model_spec import load_faces
 from tracker_service.service import PoseService
 from tracker_service.settings import Settings
 

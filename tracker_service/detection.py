@@ -1,10 +1,11 @@
-"""Detector pre- and post-processing: letterbox, undo letterbox, filtering.
+"""The person detector's adapter: a frame in; boxes and scores in frame pixels out.
 
 The person detector (see :data:`tracker_service.model_spec.PERSON_DETECTOR`
 and ``docs/detector.md``) takes RGB uint8 frames letterboxed into a fixed
 (height, width) and returns boxes in that letterboxed image's pixels, already
-de-duplicated inside the model. These functions move frames into the model's
-input and its boxes back into frame pixels.
+de-duplicated inside the model. :class:`PersonDetector` is the one place that
+letterboxes a frame, runs the model, moves its boxes back into frame pixels and
+filters them; the service, the warm-up, the tooling and the benchmarks all use it.
 
 Boxes are ``(n, 4)`` float arrays of ``x1, y1, x2, y2`` in pixels; scores are
 ``(n,)`` float arrays. Every function accepts ``n = 0``.
@@ -12,8 +13,17 @@ Boxes are ``(n, 4)`` float arrays of ``x1, y1, x2, y2`` in pixels; scores are
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
+
+from tracker_service.model_spec import DETECTOR_INPUT_HW
+
+#: The served model: (B, H, W, 3) uint8 RGB letterboxed frames to boxes (B, N, 4) in
+#: letterboxed pixels and scores (B, N) (``TritonModels.detect``, or an ONNX session).
+DetectModel = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 #: Grey used for the letterbox borders (the value YOLO-style pipelines use).
 PAD_VALUE = 114
@@ -114,3 +124,35 @@ def filter_detections(
     keep = (scores > 0.0) & (scores >= min_score) & np.all(wh >= min_size, axis=1)
     order = np.argsort(-scores[keep], kind="stable")
     return boxes[keep][order], scores[keep][order]
+
+
+@dataclass(frozen=True)
+class PersonDetector:
+    """The person detector as its users see it: a frame in; people in frame pixels out.
+
+    Attributes:
+        model: The served model (see :data:`DetectModel`).
+        min_score: Lowest score kept (inclusive).
+        min_box_px: Smallest box width and height kept, in frame pixels.
+
+    """
+
+    model: DetectModel
+    min_score: float
+    min_box_px: float
+
+    def __call__(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Detect the people of one frame.
+
+        Args:
+            frame_bgr: ``(h, w, 3)`` uint8 BGR frame.
+
+        Returns:
+            ``(boxes, scores)``: ``(n, 4)`` float32 boxes ``x1, y1, x2, y2`` in frame
+            pixels and ``(n,)`` scores, by decreasing score.
+
+        """
+        image, scale, pad = letterbox(frame_bgr, DETECTOR_INPUT_HW)
+        boxes, scores = self.model(image[None])
+        boxes = boxes_to_frame(boxes[0], scale, pad, (frame_bgr.shape[1], frame_bgr.shape[0]))
+        return filter_detections(boxes, scores[0], self.min_score, self.min_box_px)

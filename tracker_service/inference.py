@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -53,8 +53,8 @@ class BodyMeshes:
 
 
 @dataclass(frozen=True)
-class HMR2Result:
-    """HMR2's output for n crops.
+class MeshOutput:
+    """A mesh model's output for n person crops (HMR2's, or any :class:`MeshModel`'s).
 
     Attributes:
         global_orient: (n, 1, 3, 3) root rotation.
@@ -72,6 +72,18 @@ class HMR2Result:
     pred_cam: np.ndarray
     meshes: BodyMeshes
     embedding: np.ndarray
+
+
+class MeshModel(Protocol):
+    """The served mesh model's seam: crops in; body parameters, camera, mesh, embedding out.
+
+    :meth:`TritonModels.hmr2` is one; a newer or distilled model is another adapter with
+    this call, served under its own :class:`~tracker_service.model_spec.ModelSpec`.
+    """
+
+    def __call__(self, crops: np.ndarray) -> MeshOutput:
+        """Run the model on (n, 3, H, W) normalized crops."""
+        ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,14 +269,14 @@ class TritonModels:
         out = self._infer(PERSON_DETECTOR, images)
         return out["boxes"], out["scores"]
 
-    def hmr2(self, crops: np.ndarray) -> HMR2Result:
+    def hmr2(self, crops: np.ndarray) -> MeshOutput:
         """Run HMR2 on (n, 3, 256, 192) normalized crops, in chunks of ``max_batch_size``."""
         parts = [
             self._infer(HMR2, crops[i : i + HMR2.max_batch_size])
             for i in range(0, len(crops), HMR2.max_batch_size)
         ]
         out = {name: np.concatenate([p[name] for p in parts]) for name in HMR2.output_names}
-        return HMR2Result(
+        return MeshOutput(
             global_orient=out["global_orient"],
             body_pose=out["body_pose"],
             betas=out["betas"],

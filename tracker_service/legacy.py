@@ -19,14 +19,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
 from tracker_service.geometry import joint_angles, project
-from tracker_service.model_spec import SMPL_FACES, SMPL_VERTICES
 from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
 from tracker_service.values import Body
 
@@ -263,29 +261,6 @@ def _tracks(bodies: Sequence[Body]) -> list[dict[str, Any]]:
         for body, box, camera, body_joints in zip(bodies, boxes, cameras, joints, strict=True)
     ]
 
-
-def load_faces(path: str | Path) -> np.ndarray:
-    """Read the mesh triangles the exporter wrote beside the body model.
-
-    Raises:
-        FileNotFoundError: The file is missing (the message says how to write it).
-        ValueError: The array is not (13776, 3) vertex indices.
-
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: the exporter writes it beside the body model "
-            "(`python -m scripts.export_hmr2 --faces-only --smpl SMPL_NEUTRAL.pkl "
-            "--extra-regressor SMPL_to_J19.pkl`); set TRACKER_SMPL_FACES to its path"
-        )
-    faces = np.load(path, allow_pickle=False)
-    if faces.shape != (SMPL_FACES, 3) or not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(f"{path}: expected ({SMPL_FACES}, 3) integers, got {faces.dtype} "
-                         f"{faces.shape}")
-    if faces.min() < 0 or faces.max() >= SMPL_VERTICES:
-        raise ValueError(f"{path}: vertex indices must lie in [0, {SMPL_VERTICES})")
-    return faces.astype(np.int32)
 
 
 def faces_json(faces: np.ndarray) -> bytes:

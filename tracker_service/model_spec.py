@@ -1,14 +1,17 @@
-"""The served models' tensors, declared once.
+"""The served models' tensors and deployment choices, declared once.
 
-The exporters (``scripts/``), the Triton config generator and the service's
-Triton client all read these specs, so names, data types, shapes and batch
-sizes cannot drift apart. Shapes exclude the batch axis, as in Triton's
-``config.pbtxt`` for models with ``max_batch_size > 0``.
+The exporters (``tracker_tools/hmr2/export.py``, ``tracker_tools/detector_export.py``),
+the Triton config generator (``tracker_tools/model_repository.py``) and the service's
+Triton client all read these specs, so names, data types, shapes, batch sizes and the
+choices of how each model is served (engine, precision, instances) cannot drift apart.
+Shapes exclude the batch axis, as in Triton's ``config.pbtxt`` for models with
+``max_batch_size > 0``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -52,9 +55,39 @@ class TensorSpec:
         return self.dtype.removeprefix("TYPE_")
 
 
+#: The GPU engines a model may be served with: ONNX Runtime with its TensorRT accelerator,
+#: or ONNX Runtime's CUDA kernels alone.
+ENGINES = ("tensorrt", "onnxruntime")
+#: TensorRT precision modes.
+PRECISIONS = ("FP16", "FP32")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deployment:
+    """How Triton serves a model in production (the config generator reads it).
+
+    Attributes:
+        engine: One of :data:`ENGINES`.
+        precision: One of :data:`PRECISIONS` (TensorRT's precision mode).
+        instances: Model instances on each GPU.
+    """
+
+    engine: str = "tensorrt"
+    precision: str = "FP16"
+    instances: int = 1
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.instances < 1:
+            raise ValueError(f"instances must be >= 1, got {self.instances}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelSpec:
-    """A served model: its tensors and batching.
+    """A served model: its tensors, batching and deployment.
 
     Attributes:
         name: Model name in the Triton repository.
@@ -63,6 +96,7 @@ class ModelSpec:
         max_batch_size: Largest batch Triton may form.
         preferred_batch_sizes: Batch sizes the dynamic batcher aims for.
         max_queue_delay_us: How long the batcher may hold a request to grow a batch.
+        deployment: Engine, precision and instances in production.
     """
 
     name: str
@@ -71,6 +105,7 @@ class ModelSpec:
     max_batch_size: int
     preferred_batch_sizes: tuple[int, ...]
     max_queue_delay_us: int
+    deployment: Deployment = Deployment()
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -168,3 +203,27 @@ PERSON_DETECTOR = ModelSpec(
 
 #: Every served model, by name.
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (PERSON_DETECTOR, HMR2, SMPL)}
+
+
+def load_faces(path: str | Path) -> np.ndarray:
+    """Read the mesh triangles the exporter wrote beside the body model.
+
+    Raises:
+        FileNotFoundError: The file is missing (the message says how to write it).
+        ValueError: The array is not (13776, 3) vertex indices.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: the exporter writes it beside the body model "
+            "(`python -m scripts.export_hmr2 --faces-only --smpl SMPL_NEUTRAL.pkl "
+            "--extra-regressor SMPL_to_J19.pkl`); set TRACKER_SMPL_FACES to its path"
+        )
+    faces = np.load(path, allow_pickle=False)
+    if faces.shape != (SMPL_FACES, 3) or not np.issubdtype(faces.dtype, np.integer):
+        raise ValueError(f"{path}: expected ({SMPL_FACES}, 3) integers, got {faces.dtype} "
+                         f"{faces.shape}")
+    if faces.min() < 0 or faces.max() >= SMPL_VERTICES:
+        raise ValueError(f"{path}: vertex indices must lie in [0, {SMPL_VERTICES})")
+    return faces.astype(np.int32)

@@ -4,7 +4,10 @@ The old service answered ``data:image/png;base64,...`` and the apps put the stri
 into an image source, so the answer is a data URI too (``data:image/jpeg;base64,...``).
 
 Each body gets the outline of its projected mesh, its skeleton and its track id; the main
-subject is drawn in green, the others in orange, predicted bodies with thinner lines.
+subject is drawn in green, the others in orange, predicted bodies with thinner lines. The
+outline is filled from the triangles of one orientation on screen (those facing the camera,
+with SMPL's winding): the body mesh is closed, so every line of sight through its silhouette
+meets such a triangle, and half the triangles fill the same silhouette.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def draw(
         pixels = np.clip(pixels, -_FAR_PX, _FAR_PX)  # keep OpenCV's integer coordinates sane
         mesh, joints = pixels[: len(body.vertices)], pixels[len(body.vertices) :]
         mask = np.zeros((height, width), np.uint8)
-        for triangle in np.round(mesh[faces]).astype(np.int32):  # fillPoly is far slower
+        for triangle in _facing(np.round(mesh[faces]).astype(np.int32)):  # fillPoly: slower
             cv2.fillConvexPoly(mask, triangle, 255)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(canvas, contours, -1, colour, thickness, cv2.LINE_AA)
@@ -94,3 +97,10 @@ def draw(
         x1, y1 = int(body.box[0]), max(int(body.box[1]) - 6, 12)
         cv2.putText(canvas, label, (x1, y1), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2, cv2.LINE_AA)
     return canvas
+
+
+def _facing(triangles: np.ndarray) -> np.ndarray:
+    """The ``(F, 3, 2)`` image triangles of negative signed area: SMPL's that face the camera."""
+    a, b, c = (triangles[:, k].astype(np.int64) for k in range(3))
+    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    return triangles[cross < 0]

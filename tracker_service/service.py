@@ -64,7 +64,9 @@ def frame_pipeline(settings: Settings, models: TritonModels) -> FramePipeline:
 def tracker_config(settings: Settings) -> TrackerConfig:
     """The tracker the settings describe (each session and each job builds its own)."""
     return TrackerConfig(
-        max_age=settings.max_age, n_init=settings.n_init, detection_threshold=settings.min_score
+        max_age=settings.max_age,
+        n_init=settings.n_init,
+        detection_threshold=settings.detection_threshold,
     )
 
 

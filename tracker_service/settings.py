@@ -96,8 +96,14 @@ class Settings:
     )
     min_score: float = _setting(
         0.3,
-        "lowest person score kept, and tracked (0.3 suits the offline detector, 0.5 D-FINE; "
-        "see docs/detector.md)",
+        "lowest person score the detector adapter keeps (0.3 suits the offline detector, "
+        "0.5 D-FINE; see docs/detector.md)",
+        Check(lambda v: 0.0 <= v <= 1.0, "lie in [0, 1]"),
+    )
+    detection_threshold: float = _setting(
+        0.3,
+        "lowest person score the tracker matches to its tracks (PHALP's low_th_c); kept "
+        "people below it are not tracked",
         Check(lambda v: 0.0 <= v <= 1.0, "lie in [0, 1]"),
     )
     min_box_px: float = _setting(

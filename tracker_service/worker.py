@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from tracker_service.app import connect_models
 from tracker_service.jobs.engine import JobEngine
-from tracker_service.legacy import load_faces
+from tracker_service.model_spec import load_faces
 from tracker_service.readiness import ReadinessCache
 from tracker_service.service import frame_pipeline, tracker_config
 from tracker_service.settings import Settings

@@ -12,20 +12,16 @@ finds no one, as in the backend's clips that lost frames.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from tracker_service.detection import boxes_to_frame, filter_detections, letterbox
-from tracker_service.model_spec import DETECTOR_INPUT_HW
+from tracker_service.detection import DetectModel, PersonDetector
 
 #: The project's shared videos (``../shared/media`` beside the repository), when present.
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-
-#: The person detector: (B, H, W, 3) letterboxed frames to boxes (B, N, 4) and scores (B, N).
-Detect = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def read_frames(
@@ -147,7 +143,9 @@ def draw_stick_figure(
         cv2.line(image, top, bottom, colour, max(2, width))
 
 
-def paint_out_people(frames: Sequence[np.ndarray], numbers: Sequence[int], detect: Detect) -> None:
+def paint_out_people(
+    frames: Sequence[np.ndarray], numbers: Sequence[int], detect: DetectModel
+) -> None:
     """Paint every person the detector finds (score >= 0.05) over, in place, in some frames.
 
     Each box is painted over by :func:`paint_over`.
@@ -158,13 +156,9 @@ def paint_out_people(frames: Sequence[np.ndarray], numbers: Sequence[int], detec
         detect: The served person detector (``TritonModels.detect``).
 
     """
+    detector = PersonDetector(detect, min_score=0.05, min_box_px=1)
     for number in numbers:
-        frame = frames[number]
-        image, scale, pad = letterbox(frame, DETECTOR_INPUT_HW)
-        boxes, scores = detect(image[None])
-        boxes = boxes_to_frame(boxes[0], scale, pad, frame.shape[1::-1])
-        boxes, _ = filter_detections(boxes, scores[0], 0.05, 1)
-        paint_over(frame, boxes)
+        paint_over(frames[number], detector(frames[number])[0])
 
 
 def paint_over(frame: np.ndarray, boxes: np.ndarray) -> None:

@@ -1,11 +1,12 @@
 """Triton model repository: production configs and the local CPU variant.
 
-Production serves every model with Triton's ONNX Runtime backend on the GPU
-(TensorRT accelerator, FP16). The local server (``tracker_tools.triton_server``) has
-only the Python backend, so its configs are *derived* from the parsed
-production configs: same names, shapes, data types, batching and warmup, with
-``backend: "python"``, CPU instances and no accelerators. The Python backend
-runs ``tracker_tools/triton_python_runner.py`` on the very same ``model.onnx``.
+Production serves every model with Triton's ONNX Runtime backend on the GPU, as each
+model's :class:`~tracker_service.model_spec.Deployment` says (engine, precision,
+instances; by default the TensorRT accelerator in FP16, one instance). The local server
+(``tracker_tools.triton_server``) has only the Python backend, so its configs are *derived*
+from the parsed production configs: same names, shapes, data types, batching and warmup,
+with ``backend: "python"``, CPU instances and no accelerators. The Python backend runs
+``tracker_tools/triton_python_runner.py`` on the very same ``model.onnx``.
 
 Usage::
 
@@ -77,11 +78,11 @@ def _profile_shapes(spec: ModelSpec, batch_size: int) -> str:
 def _tensorrt_accelerator(
     spec: ModelSpec,
 ) -> mc.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator:
-    """Build the TensorRT accelerator: FP16, one profile covering every batch size."""
+    """Build the TensorRT accelerator: the spec's precision, one profile for every batch size."""
     accelerator = mc.ModelOptimizationPolicy.ExecutionAccelerators.Accelerator(name="tensorrt")
     accelerator.parameters.update(
         {
-            "precision_mode": "FP16",
+            "precision_mode": spec.deployment.precision,
             "max_workspace_size_bytes": str(TRT_WORKSPACE_BYTES),
             # ViT LayerNorms overflow in FP16; keep them in FP32.
             "trt_layer_norm_fp32_fallback": "true",
@@ -116,10 +117,11 @@ def production_config(spec: ModelSpec) -> mc.ModelConfig:
         _tensor(tensor, config.output.add())
     config.dynamic_batching.preferred_batch_size.extend(spec.preferred_batch_sizes)
     config.dynamic_batching.max_queue_delay_microseconds = spec.max_queue_delay_us
-    config.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU)
-    config.optimization.execution_accelerators.gpu_execution_accelerator.append(
-        _tensorrt_accelerator(spec)
-    )
+    config.instance_group.add(count=spec.deployment.instances, kind=mc.ModelInstanceGroup.KIND_GPU)
+    if spec.deployment.engine == "tensorrt":
+        config.optimization.execution_accelerators.gpu_execution_accelerator.append(
+            _tensorrt_accelerator(spec)
+        )
     # Warm up with a typical batch (the smallest preferred size): on the GPU this builds
     # the TensorRT engine at load time instead of on the first request.
     batch_size = min(spec.preferred_batch_sizes)

@@ -100,26 +100,20 @@ def probe(path: Path, *, max_frames: int, max_duration_s: float) -> VideoInfo:
         raise UnsupportedMediaType(
             "the upload is not a video: expected MP4, QuickTime, AVI, Matroska/WebM or MPEG"
         )
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    try:
-        if not capture.isOpened():
+    with VideoReader(path) as video:
+        if not video.opened:
             raise UnprocessableVideo(
                 f"the {container} video cannot be opened: it has no frames, or is truncated "
                 "or damaged"
             )
-        ok, frame = capture.read()
-        if not ok or frame is None:
+        frame = next(video.frames(), None)
+        if frame is None:
             raise UnprocessableVideo(
                 f"no frame of the {container} video decodes: it has zero frames, is "
                 "truncated, or uses a codec this service cannot decode"
             )
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-    finally:
-        capture.release()
-    fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
-    frames = int(count) if math.isfinite(count) and count > 0 else 1
-    info = VideoInfo(container, frames, float(fps), frame.shape[1], frame.shape[0])
+        fps, frames = video.fps, video.declared_frames
+    info = VideoInfo(container, frames, fps, frame.shape[1], frame.shape[0])
     if info.frames > max_frames:
         raise PayloadTooLarge(
             f"the video has {info.frames} frames; at most {max_frames} are accepted"
@@ -131,17 +125,51 @@ def probe(path: Path, *, max_frames: int, max_duration_s: float) -> VideoInfo:
     return info
 
 
-def read_frames(path: Path) -> Iterator[np.ndarray]:
-    """Decode every frame in the container's order, as (H, W, 3) uint8 BGR arrays."""
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    try:
+class VideoReader:
+    """One decoder over a video: what its container declares, then its frames in order.
+
+    A context manager: leaving it releases the decoder.
+
+    Args:
+        path: The video file.
+
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+
+    def __enter__(self) -> VideoReader:
+        """The reader; released on leaving."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Release the decoder."""
+        self._capture.release()
+
+    @property
+    def opened(self) -> bool:
+        """Whether the decoder could open the file."""
+        return bool(self._capture.isOpened())
+
+    @property
+    def fps(self) -> float:
+        """Frames per second the container declares (:data:`DEFAULT_FPS` when none)."""
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        return float(fps) if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
+
+    @property
+    def declared_frames(self) -> int:
+        """Frame count the container declares (at least 1; the decoder may find fewer)."""
+        count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        return int(count) if math.isfinite(count) and count > 0 else 1
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Decode the frames left, in the container's order, as (H, W, 3) uint8 BGR arrays."""
         while True:
-            ok, frame = capture.read()
+            ok, frame = self._capture.read()
             if not ok:
                 return
             yield frame
-    finally:
-        capture.release()
 
 
 def read_frame(path: Path, index: int) -> np.ndarray | None:

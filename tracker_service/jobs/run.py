@@ -1,17 +1,22 @@
 """One job's video run: analyse, track, refine, render (see :mod:`.engine` for the queue).
 
-1. *analyse*: the video is decoded in its container's order; up to
-   ``job_frames_in_flight`` frames are analysed at once (detector, crops, HMR2), so that
-   Triton's dynamic batcher batches frames of the video together; the results are tracked
-   in frame order by a tracker of the job's own (never a ``/pose/hybrid`` session's);
+1. *analyse*: the video is decoded in its container's order (its container was probed once,
+   at submission); up to ``job_frames_in_flight`` frames are analysed at once (detector,
+   crops, HMR2), so that Triton's dynamic batcher batches frames of the video together;
+   the results are tracked in frame order by a tracker of the job's own (never a
+   ``/pose/hybrid`` session's). Only compact state outlives a frame: its size and the
+   tracker's outputs (box, pose parameters, camera: about 2 kB a person), never HMR2's
+   mesh or embedding, so that a job's memory stays flat in its length;
 2. *refine*: the offline temporal pass over every frame's outputs (``refine``, by default
    :func:`~tracker_service.tracking.offline.refine_video`: stitching, backfill, gap
    interpolation, zero-lag smoothing);
-3. *render*: the video is decoded again; each frame's bodies (``smpl`` for every pose that
-   is not a detection's own) are drawn into the overlay MP4 (at the container's own frame
-   times, :func:`~tracker_service.jobs.media.frame_times`), and the answered frames
+3. *render*: the video is decoded a second time as it streams (keeping the decoded frames
+   would cost 0.7 MB each at 640x360; decoding again costs little: docs/benchmark_video.md);
+   each frame's bodies are meshed once from their final poses (one ``smpl`` request a
+   frame) and serve both the overlay MP4 (at the container's own frame times,
+   :func:`~tracker_service.jobs.media.frame_times`) and the result; the answered frames
    (``max_frames``: evenly spaced) are serialised, ``job_frames_in_flight`` at a time, and
-   written to the result file in order.
+   appended to the result file in order.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from tracker_service.jobs.result import (
 from tracker_service.jobs.store import COMPLETE, JobRecord
 from tracker_service.legacy import FrameInfo
 from tracker_service.metrics import Stopwatch
-from tracker_service.pipeline import FrameAnalysis, FramePipeline
+from tracker_service.pipeline import FrameGeometry, FramePipeline
 from tracker_service.readiness import ReadinessCache
 from tracker_service.render import draw
 from tracker_service.settings import Settings
@@ -160,15 +165,13 @@ class VideoRunner:
         status = self._readiness.get()
         if not status.readiness.ready:
             raise ModelsUnavailable(f"the models are not ready: {status.readiness.error}")
-        info = media.probe(
-            path, max_frames=self.settings.job_max_frames,
-            max_duration_s=self.settings.job_max_duration_s,
-        )  # fmt: skip
-        progress.frames_total = info.frames
-        analyses, outputs = self._analyse(job_id, path, progress)
-        fps = len(analyses) / max(time.monotonic() - started, 1e-9)
+        with media.VideoReader(path) as video:
+            progress.frames_total = video.declared_frames
+            frame_rate = video.fps
+            geometries, outputs = self._analyse(job_id, video, progress)
+        fps = len(geometries) / max(time.monotonic() - started, 1e-9)
         self._fps.set(fps)
-        log.info("Job %s: analysed %d frames at %.2f frames/s", job_id, len(analyses), fps)
+        log.info("Job %s: analysed %d frames at %.2f frames/s", job_id, len(geometries), fps)
 
         progress.stage, progress.frames_done = "refine", 0
         refined = self._refine(outputs)
@@ -180,19 +183,20 @@ class VideoRunner:
         log.info("Job %s: refined; %d identities, main subject %s", job_id, len(counts), main_id)
 
         progress.stage = "render"
-        selected = evenly_spaced(len(analyses), record.max_frames)
-        acceptance = self._render(record, info, analyses, refined, main_id, selected, writer,
-                                  progress, overlay)  # fmt: skip
+        selected = evenly_spaced(len(geometries), record.max_frames)
+        size = (geometries[0].width, geometries[0].height)
+        acceptance = self._render(record, frame_rate, size, geometries, refined, main_id,
+                                  selected, writer, progress, overlay)  # fmt: skip
         seconds = time.monotonic() - started
         log.info("Job %s: rendered the overlay (%s) in %.1f s in all", job_id, overlay, seconds)
         return {
             "status": COMPLETE,
-            "fps": info.fps,
-            "total_frames": len(analyses),
+            "fps": frame_rate,
+            "total_frames": len(geometries),
             "processed_frames": len(selected),
             "frame_count": len(selected),
-            "video_duration": round(len(analyses) / info.fps, 3),
-            "resolution": [info.width, info.height],
+            "video_duration": round(len(geometries) / frame_rate, 3),
+            "resolution": list(size),
             "processing_time_seconds": round(seconds, 3),
             "output_size_mb": round(overlay.stat().st_size / 2**20, 3),
             "output_path": str(overlay),
@@ -204,38 +208,44 @@ class VideoRunner:
         }
 
     def _analyse(
-        self, job_id: str, path: Path, progress: Progress
-    ) -> tuple[list[FrameAnalysis], list[list[TrackOutput]]]:
-        """Analyse every frame, ``job_frames_in_flight`` at a time; track them in order."""
+        self, job_id: str, video: media.VideoReader, progress: Progress
+    ) -> tuple[list[FrameGeometry], list[list[TrackOutput]]]:
+        """Analyse every frame, ``job_frames_in_flight`` at a time; track them in order.
+
+        Returns:
+            Each frame's geometry and tracker outputs (the analyses themselves are dropped).
+
+        """
         tracker = PhalpTracker(self._tracker_config)
-        analyses: list[FrameAnalysis] = []
+        geometries: list[FrameGeometry] = []
         outputs: list[list[TrackOutput]] = []
         calls = (
             partial(self._pipeline.analyze, frame, Stopwatch())
-            for frame in self._frames(path, progress)
+            for frame in self._frames(video, progress)
         )
         for index, analysis in enumerate(self._in_order(calls, job_id)):
-            analyses.append(analysis)
+            geometries.append(analysis.geometry)
             outputs.append(
                 tracker.update(analysis.detections(), index, image_size=analysis.image_size)
             )
             self._frames_counter.inc()
             self._advance(job_id, progress, index)
-        if not analyses:
+        if not geometries:
             raise UnprocessableVideo("no frame of the video decodes")
-        if len(analyses) < progress.frames_total:
+        if len(geometries) < progress.frames_total:
             log.warning(
                 "Job %s: %d frames decoded of the %d the container declares (truncated?)",
-                job_id, len(analyses), progress.frames_total,
+                job_id, len(geometries), progress.frames_total,
             )  # fmt: skip
-        progress.frames_total = len(analyses)
-        return analyses, outputs
+        progress.frames_total = len(geometries)
+        return geometries, outputs
 
     def _render(
         self,
         record: JobRecord,
-        info: media.VideoInfo,
-        analyses: list[FrameAnalysis],
+        frame_rate: float,
+        size: tuple[int, int],
+        geometries: list[FrameGeometry],
         refined: list[list[TrackOutput]],
         main_id: int | None,
         selected: list[int],
@@ -245,50 +255,49 @@ class VideoRunner:
     ) -> list[dict[str, Any]]:
         """Write the overlay video and the answered frames; return ``frame_acceptance``.
 
-        Frames are drawn and serialised ``job_frames_in_flight`` at a time (the ``smpl``
-        requests of predicted bodies overlap), and written in order.
+        Frames are drawn and serialised ``job_frames_in_flight`` at a time (their ``smpl``
+        requests overlap), and written in order.
         """
         positions = {index: k for k, index in enumerate(selected)}
         acceptance = []
         times = media.frame_times(Path(record.video))
-        frames = self._frames(Path(record.video), progress)
-        calls = (
-            partial(
-                self._render_frame,
-                record.job_id,
-                info,
-                frame,
-                analyses[index],
-                refined[index],
-                main_id,
-                positions.get(index),
-                index,
-                media.frame_time(times, index, info.fps),
-            )  # fmt: skip
-            for index, frame in zip(range(len(analyses)), frames, strict=False)
-        )
-        video = media.open_writer(
-            overlay, self._overlay_codec()[0], info.fps,
-            (info.width, info.height), times,
-        )  # fmt: skip
-        try:
-            for index, (canvas, answered) in enumerate(self._in_order(calls, record.job_id)):
-                video.write(canvas)
-                if answered is not None:
-                    accepted, encoded = answered
-                    acceptance.append(accepted)
-                    writer.add(encoded)
-                self._advance(record.job_id, progress, index)
-        finally:
-            video.release()
+        with media.VideoReader(Path(record.video)) as source:
+            calls = (
+                partial(
+                    self._render_frame,
+                    record.job_id,
+                    size,
+                    frame,
+                    geometries[index],
+                    refined[index],
+                    main_id,
+                    positions.get(index),
+                    index,
+                    media.frame_time(times, index, frame_rate),
+                )
+                for index, frame in zip(
+                    range(len(geometries)), self._frames(source, progress), strict=False
+                )
+            )
+            video = media.open_writer(overlay, self._overlay_codec()[0], frame_rate, size, times)
+            try:
+                for index, (canvas, answered) in enumerate(self._in_order(calls, record.job_id)):
+                    video.write(canvas)
+                    if answered is not None:
+                        accepted, encoded = answered
+                        acceptance.append(accepted)
+                        writer.add(encoded)
+                    self._advance(record.job_id, progress, index)
+            finally:
+                video.release()
         return acceptance
 
     def _render_frame(
         self,
         job_id: str,
-        info: media.VideoInfo,
+        size: tuple[int, int],
         frame: np.ndarray,
-        analysis: FrameAnalysis,
+        geometry: FrameGeometry,
         outputs: list[TrackOutput],
         main_id: int | None,
         position: int | None,
@@ -299,18 +308,18 @@ class VideoRunner:
 
         ``timestamp``: the frame's time in the video, in seconds (the container's own).
         """
-        bodies = self._pipeline.bodies(analysis, outputs, Stopwatch())
+        bodies = self._pipeline.posed_bodies(geometry, outputs, Stopwatch())
         ids = [body.track_id for body in bodies]
         chosen = select_main(outputs, main_id)
         main = ids.index(chosen) if chosen in ids else None
-        canvas = draw(frame, bodies, main, analysis.focal, self._faces)
-        if canvas.shape[:2] != (info.height, info.width):
-            canvas = cv2.resize(canvas, (info.width, info.height))  # MP4 allows size changes
+        canvas = draw(frame, bodies, main, geometry.focal, self._faces)
+        if canvas.shape[1::-1] != size:
+            canvas = cv2.resize(canvas, size)  # MP4 allows size changes
         if position is None:
             return canvas, None
         frame_info = FrameInfo(
-            frame_number=index, width=analysis.width, height=analysis.height,
-            focal=analysis.focal, session_id=job_id, model_version=self.settings.model_version,
+            frame_number=index, width=geometry.width, height=geometry.height,
+            focal=geometry.focal, session_id=job_id, model_version=self.settings.model_version,
             tracked=True,
         )  # fmt: skip
         entry = frame_entry(
@@ -323,9 +332,9 @@ class VideoRunner:
         }  # fmt: skip
         return canvas, (accepted, ResultWriter.encode(entry, timeline_jpeg(canvas)))
 
-    def _frames(self, path: Path, progress: Progress) -> Iterator[np.ndarray]:
+    def _frames(self, video: media.VideoReader, progress: Progress) -> Iterator[np.ndarray]:
         """The video's frames in order, checking for cancellation and the frame limit."""
-        for index, frame in enumerate(media.read_frames(path)):
+        for index, frame in enumerate(video.frames()):
             progress.check()
             if index >= self.settings.job_max_frames:
                 raise PayloadTooLarge(

@@ -32,13 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracker_service.tracking.matching import assign
-from tracker_service.tracking.smoothing import (
-    TrackSignals,
-    so3_exp,
-    so3_log,
-    track_signals,
-    with_signals,
-)
+from tracker_service.tracking.rotation import so3_exp, so3_log
+from tracker_service.tracking.smoothing import TrackSignals, track_signals, with_signals
 from tracker_service.tracking.types import TrackOutput, TrackState
 
 #: Observations at each end of a track that estimate its velocity for stitching.

@@ -40,11 +40,12 @@ ended (no jump) and move smoothly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-from scipy.spatial.transform import Rotation
+
+from tracker_service.tracking.rotation import orthonormalise, so3_exp, so3_log
 
 #: PHALP's ridge penalties for the x coordinate, the y coordinate and log-depth.
 ALPHA_X = 1.2
@@ -86,7 +87,7 @@ class RidgeFit:
 
         ``inf`` where a track has a single distinct observation time.
         """
-        quantile = stats.t.ppf(0.5 + confidence / 2.0, self.n - 2)
+        quantile = student_t_quantile(confidence, self.n - 2)
         spread = self.time_spread
         degenerate = spread <= 0.0
         leverage = np.divide(
@@ -98,6 +99,42 @@ class RidgeFit:
         width = quantile * self.residual_std * np.sqrt(1.0 + 1.0 / self.n + leverage)[:, None]
         width[degenerate] = np.inf
         return width
+
+
+def student_t_quantile(coverage: float, dof: int) -> float:
+    """Student's t quantile ``t`` with ``P(|T| <= t) = coverage``, for ``dof >= 1`` (integer).
+
+    Solves the closed form of the two-sided probability for an integer ``dof``
+    (Abramowitz and Stegun 26.7.3 and 26.7.4, in ``theta = atan(t / sqrt(dof))``) by
+    bisection to machine precision; equal to SciPy's ``stats.t.ppf(0.5 + coverage / 2,
+    dof)`` to 1e-12 (tested).
+
+    Raises:
+        ValueError: If ``coverage`` is not in ``(0, 1)`` or ``dof < 1``.
+
+    """
+    if not 0.0 < coverage < 1.0 or dof < 1:
+        raise ValueError(f"need 0 < coverage < 1 and dof >= 1, got {coverage} and {dof}")
+
+    def probability(theta: float) -> float:
+        c, s = math.cos(theta), math.sin(theta)
+        term, total = (c, c) if dof % 2 else (1.0, 1.0)
+        for k in range(2 + dof % 2, dof - 1, 2):  # the series' later terms, c^k factors
+            term *= c * c * (k - 1) / k
+            total += term
+        if dof % 2 == 0:
+            return s * total
+        return 2.0 / math.pi * (theta + (s * total if dof > 1 else 0.0))
+
+    low, high = 0.0, math.pi / 2.0
+    while True:
+        middle = (low + high) / 2.0
+        if middle in (low, high):
+            return math.sqrt(dof) * math.tan(middle)
+        if probability(middle) < coverage:
+            low = middle
+        else:
+            high = middle
 
 
 def fit_ridge(times: np.ndarray, values: np.ndarray, alphas: np.ndarray | float) -> RidgeFit:
@@ -267,10 +304,9 @@ def extrapolate_rotations(
     shape = last.shape
     if shape[0] == 0:
         return last.copy()
-    flat_last = Rotation.from_matrix(last.reshape(-1, 3, 3))
-    flat_prev = Rotation.from_matrix(np.asarray(previous, dtype=np.float64).reshape(-1, 3, 3))
-    speed = (flat_prev.inv() * flat_last).as_rotvec().reshape(shape[:-2] + (3,))
+    last = orthonormalise(last)
+    speed = so3_log(orthonormalise(np.asarray(previous, dtype=np.float64)), last)
     speed = _clip_norm(speed / np.asarray(gap, dtype=np.float64)[:, None, None], max_speed)
     travel = damped_steps(steps, decay)[:, None, None]
     delta = _clip_norm(speed * travel, max_angle)
-    return (flat_last * Rotation.from_rotvec(delta.reshape(-1, 3))).as_matrix().reshape(shape)
+    return so3_exp(last, delta)

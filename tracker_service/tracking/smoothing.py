@@ -15,7 +15,8 @@ before they are answered:
   hard and fast motion follows, on a level-and-trend (double exponential) state, so a
   steady motion is followed without lag (:func:`one_euro`). Cutoffs are in cycles per
   frame. The defaults were chosen on the synthetic motions of
-  ``scripts/benchmark_smoothness.py`` (other noise seeds than those it reports).
+  ``scripts/benchmark_smoothness.py`` (on :mod:`tracker_tools.smoothness`; other noise seeds
+  than those it reports).
 * Body shape is one per track: the running mean of the detections' betas weighted by
   their scores; predictions do not change it.
 
@@ -34,26 +35,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
+from tracker_service.tracking.rotation import so3_exp, so3_log
 from tracker_service.tracking.tracker import PhalpTracker
 from tracker_service.tracking.types import BodyPose, Detection, TrackOutput
 
 #: Differences below this are rounding, not smoothing.
 _UNCHANGED = 1e-9
-
-
-def so3_log(base: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` rotation vectors of ``base^T target`` for ``(..., 3, 3)`` rotations."""
-    relative = np.swapaxes(base, -1, -2) @ target
-    flat = Rotation.from_matrix(relative.reshape(-1, 3, 3)).as_rotvec()
-    return flat.reshape(relative.shape[:-2] + (3,))
-
-
-def so3_exp(base: np.ndarray, tangent: np.ndarray) -> np.ndarray:
-    """``(..., 3, 3)`` rotations ``base exp(tangent)``; the result is orthonormal."""
-    step = Rotation.from_rotvec(np.asarray(tangent).reshape(-1, 3)).as_matrix()
-    return base @ step.reshape(np.shape(tangent)[:-1] + (3, 3))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from tracker_service.detection import PAD_VALUE, boxes_to_frame, filter_detections, letterbox
+from tracker_service.detection import (
+    PAD_VALUE,
+    PersonDetector,
+    boxes_to_frame,
+    filter_detections,
+    letterbox,
+)
 
 INPUT_HW = (640, 640)
 
@@ -155,3 +161,18 @@ def test_filter_detections_rejects_bad_shapes(boxes, scores):
 def test_letterbox_rejects_bad_frames(frame):
     with pytest.raises(ValueError, match="frame"):
         letterbox(frame, INPUT_HW)
+
+
+def test_person_detector_letterboxes_the_frame_and_answers_in_frame_pixels():
+    seen = []
+
+    def model(images):
+        seen.append(images)
+        boxes = np.array([[[10, 150, 110, 350], [0, 140, 5, 145], [20, 160, 60, 200], [0] * 4]])
+        return boxes.astype(np.float32), np.array([[0.9, 0.95, 0.2, 0.0]], np.float32)
+
+    frame = np.zeros((360, 640, 3), np.uint8)  # letterboxed at scale 1, 140 px above
+    boxes, scores = PersonDetector(model, min_score=0.3, min_box_px=10)(frame)
+    assert seen[0].shape == (1, 640, 640, 3) and seen[0].dtype == np.uint8
+    np.testing.assert_allclose(boxes, [[10, 10, 110, 210]])  # too small and too unsure: gone
+    np.testing.assert_allclose(scores, [0.9])

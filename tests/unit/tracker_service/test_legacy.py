@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracker_service.geometry import focal_length, project
-from tracker_service.legacy import AnswerEncoder, FrameInfo, build_answer, load_faces
+from tracker_service.legacy import AnswerEncoder, FrameInfo, build_answer
 from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
 from tracker_service.values import Body
 
@@ -133,23 +133,6 @@ def test_full_answer_is_built_and_encoded_fast():
     for _ in range(10):
         encoder.encode(build_answer(info(), bodies, main=0))
     assert (time.perf_counter() - start) / 10 < 0.05  # measured ≈ 6 ms here
-
-
-def test_load_faces(tmp_path):
-    path = tmp_path / "faces.npy"
-    np.save(path, FACES.astype(np.int64))
-    faces = load_faces(path)
-    assert faces.dtype == np.int32 and faces.shape == (13776, 3)
-    with pytest.raises(FileNotFoundError, match="TRACKER_SMPL_FACES"):
-        load_faces(tmp_path / "missing.npy")
-    np.save(path, FACES[:10])
-    with pytest.raises(ValueError, match=r"expected \(13776, 3\)"):
-        load_faces(path)
-    bad = FACES.copy()
-    bad[0, 0] = 6890
-    np.save(path, bad)
-    with pytest.raises(ValueError, match="vertex indices"):
-        load_faces(path)
 
 
 def test_vertices_written_by_orjson_read_back_as_json_writes_them_in_field_order():

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 
 from tracker_service.geometry import focal_length
-from tracker_service.render import DATA_URI_PREFIX, render
+from tracker_service.render import DATA_URI_PREFIX, _facing, render
 from tracker_service.values import Body
 
 
@@ -45,3 +45,22 @@ def test_render_without_bodies_is_the_frame():
     text = render(frame, [], main=None, focal=100.0, faces=np.zeros((1, 3), int))
     drawn = decode_uri(text)
     assert np.abs(drawn.astype(int) - 90).max() <= 2
+
+
+def test_the_facing_triangles_of_a_closed_mesh_fill_its_whole_silhouette():
+    # An octahedron, outward winding; seen from several directions (random rotations).
+    vertices = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1.0]])
+    faces = np.array(
+        [[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]]
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        points = vertices @ q.T * 60.0 + [100.0, 100.0, 0.0]
+        triangles = np.round(points[faces][:, :, :2]).astype(np.int32)
+        masks = [np.zeros((200, 200), np.uint8) for _ in range(2)]
+        for mask, chosen in zip(masks, (triangles, _facing(triangles)), strict=True):
+            for triangle in chosen:
+                cv2.fillConvexPoly(mask, triangle, 255)
+        assert len(_facing(triangles)) < len(triangles)
+        np.testing.assert_array_equal(masks[1], masks[0])

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -6,7 +7,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from scripts.model_repository import main
 from tests.conftest import REPO_ROOT
-from tracker_service.model_spec import MODELS
+from tracker_service.model_spec import HMR2, MODELS, Deployment
 from tracker_tools.model_repository import (
     CONFIG_FILENAME,
     INTRA_OP_THREADS_PARAMETER,
@@ -62,6 +63,36 @@ def test_production_config_follows_spec(spec):
     for tensor in spec.inputs:
         assert warmup.inputs[tensor.name].zero_data
         assert tuple(warmup.inputs[tensor.name].dims) == tensor.dims
+
+
+@pytest.mark.parametrize(
+    ("deployment", "instances", "accelerators", "precision"),
+    [
+        (Deployment(), 1, ["tensorrt"], "FP16"),
+        (Deployment(precision="FP32", instances=2), 2, ["tensorrt"], "FP32"),
+        (Deployment(engine="onnxruntime", instances=3), 3, [], None),
+    ],
+)
+def test_production_config_follows_the_deployment(deployment, instances, accelerators, precision):
+    config = production_config(dataclasses.replace(HMR2, deployment=deployment))
+    assert [g.count for g in config.instance_group] == [instances]
+    found = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert [a.name for a in found] == accelerators
+    if precision:
+        assert found[0].parameters["precision_mode"] == precision
+
+
+@pytest.mark.parametrize(
+    ("choice", "words"),
+    [
+        ({"engine": "tvm"}, "engine"),
+        ({"precision": "INT4"}, "precision"),
+        ({"instances": 0}, "instances"),
+    ],
+)
+def test_deployment_rejects_unknown_choices(choice, words):
+    with pytest.raises(ValueError, match=words):
+        Deployment(**choice)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)

@@ -45,8 +45,11 @@ def test_probe_reads_the_declared_frames_and_rate(tmp_path):
     assert info.fps == pytest.approx(25.0) and info.duration_s == pytest.approx(12 / 25)
 
 
-def test_frames_decode_in_order(tmp_path):
-    frames = list(media.read_frames(_clip(tmp_path / "a.mp4", 6)))
+def test_one_reader_declares_the_video_and_decodes_its_frames_in_order(tmp_path):
+    with media.VideoReader(_clip(tmp_path / "a.mp4", 6)) as video:
+        assert video.opened and video.declared_frames == 6
+        assert video.fps == pytest.approx(25.0)
+        frames = list(video.frames())
     assert len(frames) == 6
     means = [float(f.mean()) for f in frames]
     assert means == sorted(means)
@@ -136,8 +139,9 @@ def test_a_variable_rate_video_keeps_its_frame_times_in_the_overlay(tmp_path):
     assert media.frame_times(clip) == pytest.approx(times, abs=1e-3)
     out = tmp_path / "overlay.mp4"
     writer = media.open_writer(out, media.H264[0], 8.9, (64, 48), media.frame_times(clip))
-    for frame in media.read_frames(clip):
-        writer.write(frame)
+    with media.VideoReader(clip) as video:
+        for frame in video.frames():
+            writer.write(frame)
     writer.release()
     assert media.frame_times(out) == pytest.approx(times, abs=1e-3)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tracker_service.tracking.matching import GATE, assign
+from tracker_service.tracking.matching import GATE, assign, linear_sum_assignment
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,39 @@ def test_assign_does_not_modify_the_callers_matrix(log_domain):
 def test_assign_rejects_invalid_costs(cost, message):
     with pytest.raises(ValueError, match=message):
         assign(cost)
+
+
+def _random_costs(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """Cost matrices of every shape up to 12x12: uniform, few integer levels (ties), log-gated."""
+    costs = []
+    for k in range(count):
+        rows, cols = rng.integers(0, 13, 2)
+        kind = k % 3
+        if kind == 0:
+            costs.append(rng.random((rows, cols)))
+        elif kind == 1:
+            costs.append(rng.integers(0, 4, (rows, cols)).astype(float))
+        else:
+            gated = np.minimum(np.exp(rng.normal(0.0, 3.0, (rows, cols))), GATE + 1e-5)
+            costs.append(np.log(gated))
+    return costs
+
+
+def test_linear_sum_assignment_returns_scipys_pairs_on_random_matrices():
+    optimize = pytest.importorskip("scipy.optimize", reason="SciPy is the reference (dev extra)")
+    for cost in _random_costs(np.random.default_rng(0), 3000):
+        expected = optimize.linear_sum_assignment(cost)
+        found = linear_sum_assignment(cost)
+        for want, got in zip(expected, found, strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=f"cost:\n{cost}")
+
+
+@pytest.mark.parametrize("cost", [np.ones(3), np.array([[1.0, np.inf]]), np.array([[np.nan]])])
+def test_linear_sum_assignment_rejects_what_is_no_finite_matrix(cost):
+    with pytest.raises(ValueError, match="finite"):
+        linear_sum_assignment(cost)
+
+
+def test_every_assignment_of_these_tests_is_checked_against_scipy(assignments_as_scipys):
+    assign(np.array([[1.0, 2.0], [2.0, 1.0]]))
+    assert assignments_as_scipys == [4]  # conftest.py compares each call with SciPy's

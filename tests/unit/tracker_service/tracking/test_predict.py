@@ -221,3 +221,16 @@ def test_rotation_extrapolation_caps(speed_cap, angle_cap, expected):
     np.testing.assert_allclose(
         Rotation.from_matrix(out[0, 0]).as_rotvec(), [0, 0, expected], atol=1e-9
     )
+
+
+@pytest.mark.parametrize("dof", [*range(1, 40), 99, 100, 1000])
+@pytest.mark.parametrize("coverage", [0.5, 0.9, predict.CONFIDENCE, 0.999])
+def test_student_t_quantile_is_scipys(dof, coverage):
+    expected = stats.t.ppf(0.5 + coverage / 2.0, dof)
+    assert predict.student_t_quantile(coverage, dof) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(("coverage", "dof"), [(0.0, 3), (1.0, 3), (0.95, 0)])
+def test_student_t_quantile_rejects_what_has_none(coverage, dof):
+    with pytest.raises(ValueError, match="coverage"):
+        predict.student_t_quantile(coverage, dof)
