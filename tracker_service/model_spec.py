@@ -10,7 +10,7 @@ Shapes exclude the batch axis, as in Triton's ``config.pbtxt`` for models with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +105,7 @@ class ModelSpec:
     max_batch_size: int
     preferred_batch_sizes: tuple[int, ...]
     max_queue_delay_us: int
-    deployment: Deployment = Deployment()
+    deployment: Deployment = field(default_factory=Deployment)
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
