@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-from types import FrameType
 
 from tracker_service.app import create_app
+from tracker_service.process import configure_logging, on_stop_signals
 from tracker_service.server import Server
 from tracker_service.settings import Settings
 
@@ -21,10 +20,7 @@ log = logging.getLogger("tracker_service")
 def main() -> int:
     """Run the service until SIGTERM or SIGINT."""
     settings = Settings.from_env(os.environ)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     app = create_app(settings)
     server = Server(
         app,
@@ -34,13 +30,7 @@ def main() -> int:
         max_body_bytes=settings.max_request_bytes,
         grace_s=settings.shutdown_grace_s,
     )
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("Received %s", signal.Signals(signum).name)
-        server.stop()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    on_stop_signals(server.stop)
     log.info(
         "Tracker service on %s:%d, Triton %s (%s), %d threads",
         settings.host, server.port, settings.triton_url, settings.triton_protocol, settings.threads,

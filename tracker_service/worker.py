@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
-from types import FrameType
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from tracker_service.app import connect_models
 from tracker_service.jobs.engine import JobEngine
 from tracker_service.model_spec import load_faces
+from tracker_service.process import configure_logging, on_stop_signals
 from tracker_service.readiness import ReadinessCache
 from tracker_service.service import frame_pipeline, tracker_config
 from tracker_service.settings import Settings
@@ -32,21 +31,12 @@ log = logging.getLogger("tracker_service.worker")
 def main() -> int:
     """Run jobs until SIGTERM or SIGINT."""
     settings = Settings.from_env(os.environ)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     if not settings.job_workers:
         log.error("TRACKER_JOB_WORKERS is 0: a worker process runs at least one job at once")
         return 2
     stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("Received %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    on_stop_signals(stop.set)
     models = connect_models(settings)
     while not stop.is_set() and not models.readiness().ready:  # claim nothing Triton can't run
         log.info("Waiting for Triton at %s: %s", settings.triton_url, models.readiness().error)
