@@ -128,7 +128,7 @@ def onnx_detector(model: Path) -> PersonDetector:
         boxes, scores = session.run(list(PERSON_DETECTOR.output_names), {images: batch})
         return boxes, scores
 
-    settings = Settings()
+    settings = Settings().detection
     return PersonDetector(run, settings.min_score, settings.min_box_px)
 
 

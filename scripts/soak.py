@@ -51,11 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=320, help="frame width posted")
     parser.add_argument("--short-sessions", type=int, default=1000,
                         help="one-frame sessions for the memory check")
-    parser.add_argument("--max-sessions", type=int, default=defaults.max_sessions,
+    parser.add_argument("--max-sessions", type=int, default=defaults.sessions.max_sessions,
                         help="the service's TRACKER_MAX_SESSIONS")
-    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
+    parser.add_argument("--max-body-bytes", type=int, default=defaults.server.max_body_bytes,
                         help="the service's TRACKER_MAX_BODY_BYTES")
-    parser.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels,
+    parser.add_argument("--max-image-pixels", type=int, default=defaults.answer.max_image_pixels,
                         help="the service's TRACKER_MAX_IMAGE_PIXELS")
     args = parser.parse_args(argv)
 

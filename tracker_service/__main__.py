@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
+from tracker_service import resources
 from tracker_service.app import create_app
 from tracker_service.process import configure_logging, on_stop_signals
 from tracker_service.server import Server
@@ -20,25 +21,26 @@ log = logging.getLogger("tracker_service")
 def main() -> int:
     """Run the service until SIGTERM or SIGINT."""
     settings = Settings.from_env(os.environ)
-    configure_logging(settings.log_level)
+    http, triton = settings.server, settings.triton
+    configure_logging(http.log_level)
     app = create_app(settings)
     server = Server(
         app,
-        host=settings.host,
-        port=settings.port,
-        threads=settings.threads,
+        host=http.host,
+        port=http.port,
+        threads=http.threads,
         max_body_bytes=settings.max_request_bytes,
-        grace_s=settings.shutdown_grace_s,
+        grace_s=http.shutdown_grace_s,
     )
     on_stop_signals(server.stop)
     log.info(
         "Tracker service on %s:%d, Triton %s (%s), %d threads",
-        settings.host, server.port, settings.triton_url, settings.triton_protocol, settings.threads,
+        http.host, server.port, triton.triton_url, triton.triton_protocol, http.threads,
     )
     try:
         server.serve()
     finally:
-        app.extensions["tracker"].close()
+        resources.close(app)
     return 0
 
 

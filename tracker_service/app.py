@@ -1,9 +1,12 @@
 """The application factory: ``create_app(settings, models) -> Flask``.
 
-Nothing is created at import time. The factory builds the Triton client (unless given
-one), reads the mesh triangles, and keeps the one ``PoseService`` (pipeline, sessions,
-readiness, metrics) in ``app.extensions["tracker"]``. Every answer names the replica that
-served it (``X-Served-By``), so that a proxy's session affinity can be checked.
+Nothing is created at import time. The factory reads the mesh triangles, builds the Triton
+client (unless given one) and registers each resource on its own
+(:func:`tracker_service.resources.init_app`: the Triton client, metrics, readiness, model
+reload, the session store, the job engine and the frame service, each with a typed accessor),
+then the error handlers and the blueprints. :func:`tracker_service.resources.close` closes the
+resources. Every answer names the replica that served it (``X-Served-By``), so that a proxy's
+session affinity can be checked.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import socket
 
 from flask import Flask, Response
 
+from tracker_service import resources
 from tracker_service.api import admin, errors, health, metrics, pose, ui, video
-from tracker_service.inference import ModelNames, TritonModels
+from tracker_service.inference import TritonModels
 from tracker_service.model_spec import load_faces
-from tracker_service.service import PoseService
 from tracker_service.settings import Settings
 
 #: The header naming the replica that answered (additive).
@@ -27,23 +30,23 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
 
     Args:
         settings: The settings; defaults to :class:`Settings`'s defaults.
-        models: The Triton client; built from ``settings`` when None. Closed with the
-            application's service (``app.extensions["tracker"].close()``).
+        models: The Triton client; built from ``settings.triton`` when None. Closed with the
+            application's resources (:func:`tracker_service.resources.close`).
 
     Returns:
         The application (debug mode is never on).
 
     Raises:
-        FileNotFoundError: The mesh triangles file ``settings.smpl_faces`` is missing.
+        FileNotFoundError: The mesh triangles file ``TRACKER_SMPL_FACES`` is missing.
 
     """
     settings = settings or Settings()
-    faces = load_faces(settings.smpl_faces)
+    faces = load_faces(settings.triton.smpl_faces)
     app = Flask(__name__, static_folder=None)  # the viewer's blueprint serves its own
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, TESTING=False)
-    app.extensions["tracker"] = PoseService(settings, models or connect_models(settings), faces)
+    app.config.update(MAX_CONTENT_LENGTH=settings.server.max_body_bytes, DEBUG=False, TESTING=False)
+    resources.init_app(app, settings, models or resources.connect_models(settings.triton), faces)
     errors.register_error_handlers(app)
-    served_by = settings.replica_name or f"{socket.gethostname()}:{settings.port}"
+    served_by = settings.server.replica_name or f"{socket.gethostname()}:{settings.server.port}"
 
     @app.after_request
     def name_the_replica(response: Response) -> Response:
@@ -54,15 +57,3 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
     for blueprint in (pose.bp, video.bp, health.bp, metrics.bp, admin.bp, ui.bp):
         app.register_blueprint(blueprint)
     return app
-
-
-def connect_models(settings: Settings) -> TritonModels:
-    """The Triton client the settings name (the service's and the job workers')."""
-    return TritonModels(
-        settings.triton_url,
-        protocol=settings.triton_protocol,
-        timeout_s=settings.triton_timeout_s,
-        names=ModelNames(
-            detector=settings.detector_model, hmr2=settings.hmr2_model, smpl=settings.smpl_model
-        ),
-    )

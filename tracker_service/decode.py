@@ -13,7 +13,7 @@ import struct
 import cv2
 import numpy as np
 
-from tracker_service.errors import BadRequest, PayloadTooLarge
+from tracker_service.exceptions import BadRequest, PayloadTooLarge
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8"

@@ -3,7 +3,7 @@
 One ``TritonModels`` per application (a context manager: leaving it closes the clients).
 The gRPC client is thread-safe and shared; the HTTP client is not, so with
 ``protocol="http"`` each thread gets its own. Every call has a timeout; tritonclient's
-errors become the service's own (``errors.py``), chained; every answer is checked against
+errors become the service's own (``exceptions.py``), chained; every answer is checked against
 the model spec (names, dtypes, shapes), so that a model exported against another spec is a
 502 naming the tensor, not a failure deep in the pipeline.
 """
@@ -22,7 +22,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tracker_service.errors import InferenceFailed, InferenceTimeout, ModelsUnavailable
+from tracker_service.exceptions import InferenceFailed, InferenceTimeout, ModelsUnavailable
 from tracker_service.model_spec import HMR2, PERSON_DETECTOR, SMPL, ModelSpec, TensorSpec
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ import numpy as np
 from tracker_service.detection import PersonDetector
 from tracker_service.geometry import cam_crop_to_full, cam_full_to_crop, focal_length, project
 from tracker_service.inference import BodyMeshes, MeshModel, MeshOutput, TritonModels
-from tracker_service.metrics import Stopwatch
 from tracker_service.preprocess import crop_boxes, hmr2_crops
+from tracker_service.telemetry import Stopwatch
 from tracker_service.tracking import BodyPose, Detection, TrackOutput
 from tracker_service.values import Body
 

@@ -1,8 +1,8 @@
 """One frame end to end: decode, analyse, track in order, build the legacy answer.
 
-``PoseService`` is the application's one object (``app.extensions["tracker"]``): it owns
-the Triton client, the session store, the readiness cache, the model reloader, the metrics
-and the whole-video job engine (``jobs``).
+``PoseService`` is the frame service (``resources.frames()``): it answers one
+``POST /pose/hybrid`` frame at a time with the resources the application hands it (the
+pipeline, the session store, the readiness cache, the metrics); it owns none of them.
 """
 
 from __future__ import annotations
@@ -15,21 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from tracker_service.admin import Reloader
 from tracker_service.decode import decode_frame
-from tracker_service.errors import ModelsUnavailable
+from tracker_service.exceptions import ModelsUnavailable
 from tracker_service.geometry import box_iou
-from tracker_service.inference import TritonModels
-from tracker_service.jobs.engine import JobEngine
 from tracker_service.legacy import AnswerEncoder, FrameInfo, build_answer
-from tracker_service.metrics import ServiceMetrics, Stopwatch
 from tracker_service.pipeline import FrameAnalysis, FramePipeline
 from tracker_service.readiness import ReadinessCache
 from tracker_service.render import render
-from tracker_service.sessions import Clock, Session, SessionStore, Tracker, TrackStep
-from tracker_service.settings import Settings
-from tracker_service.tracking import PhalpTracker, TrackerConfig
-from tracker_service.tracking.smoothing import LiveSmoother, SmoothedTracker, SmoothingConfig
+from tracker_service.sessions import SessionStore, TrackStep
+from tracker_service.settings import AnswerSettings
+from tracker_service.telemetry import ServiceMetrics, Stopwatch
 from tracker_service.values import Body
 
 log = logging.getLogger(__name__)
@@ -56,82 +51,41 @@ class PoseRequest:
     session_id: str
 
 
-def frame_pipeline(settings: Settings, models: TritonModels) -> FramePipeline:
-    """The model steps the settings describe (frames and job workers share them)."""
-    return FramePipeline(models, min_score=settings.min_score, min_box_px=settings.min_box_px)
-
-
-def tracker_config(settings: Settings) -> TrackerConfig:
-    """The tracker the settings describe (each session and each job builds its own)."""
-    return TrackerConfig(
-        max_age=settings.max_age,
-        n_init=settings.n_init,
-        detection_threshold=settings.detection_threshold,
-    )
-
-
 class PoseService:
-    """Answers frames: the pipeline, the sessions and the legacy answer together.
+    """Answers frames: decode, analyse, track in the frame's session, build the legacy answer.
+
+    It answers frames and nothing else: the resources it uses are the application's
+    (:mod:`tracker_service.resources`), handed in.
 
     Args:
-        settings: The service's settings.
-        models: The Triton client (closed by :meth:`close`).
+        settings: What the answers name and read (``model_version``, ``max_image_pixels``).
+        pipeline: The model steps (shared with the job engine; stateless).
+        sessions: The sessions, each tracking its own video in frame order.
+        readiness: Whether Triton and the models are ready (checked at every frame).
+        telemetry: Where each frame's stage times and source are counted.
         faces: (13776, 3) mesh triangles.
-        clock: Monotonic seconds (sessions, readiness).
 
     """
 
     def __init__(
         self,
-        settings: Settings,
-        models: TritonModels,
-        faces: np.ndarray,
+        settings: AnswerSettings,
         *,
-        clock: Clock = time.monotonic,
+        pipeline: FramePipeline,
+        sessions: SessionStore,
+        readiness: ReadinessCache,
+        telemetry: ServiceMetrics,
+        faces: np.ndarray,
     ) -> None:
-        self.settings = settings
-        self.models = models
-        self.metrics = ServiceMetrics()
-        self.readiness = ReadinessCache(models, ttl_s=settings.health_cache_s, clock=clock)
-        self.reloader = Reloader(models, on_reloaded=self.readiness.invalidate, clock=clock)
+        self._settings = settings
+        self._sessions = sessions
+        self._pipeline = pipeline
+        self._readiness = readiness
+        self._metrics = telemetry
         self._faces = faces
         self._encoder = AnswerEncoder(faces)
-        self._pipeline = frame_pipeline(settings, models)
-        self._tracker_config = tracker_config(settings)
-        self._clock = clock
-        self.sessions = SessionStore(
-            self._new_session,
-            max_sessions=settings.max_sessions,
-            idle_s=settings.session_idle_s,
-            clock=clock,
-        )
-        self.metrics.watch_sessions(lambda: len(self.sessions), self.sessions.tracks_alive)
         #: The latest answered frames, the latest last: what the viewer's live tab shows.
         self.recent_frames: deque[dict[str, Any]] = deque(maxlen=RECENT_FRAMES)
-        self.jobs = JobEngine(
-            settings, self._pipeline, self._tracker_config, self.readiness, faces,
-            self.metrics.registry,
-        )  # fmt: skip
-
-    def _new_session(self, session_id: str) -> Session:
-        phalp = PhalpTracker(self._tracker_config)
-        tracker: Tracker = phalp
-        if self.settings.smoothing:
-            smoothing = SmoothingConfig(strength=self.settings.smoothing_strength)
-            tracker = SmoothedTracker(phalp, LiveSmoother(smoothing))
-        return Session(
-            session_id,
-            tracker,
-            reorder_wait_s=self.settings.reorder_wait_s,
-            new_video_idle_s=self.settings.new_video_idle_s,
-            clock=self._clock,
-            on_new_video=self.metrics.new_videos.inc,
-        )
-
-    def close(self) -> None:
-        """Stop the job engine's workers, then close the Triton client."""
-        self.jobs.close()
-        self.models.close()
 
     def answer(self, request: PoseRequest) -> bytes:
         """Process one frame and return the legacy answer as JSON bytes.
@@ -141,13 +95,13 @@ class PoseService:
 
         """
         watch = Stopwatch()
-        session, ticket = self.sessions.begin(request.session_id, request.frame_number)
+        session, ticket = self._sessions.begin(request.session_id, request.frame_number)
         try:  # a frame that fails is released, so that the session's later frames need not wait
-            status = self.readiness.get()
+            status = self._readiness.get()
             if not status.readiness.ready:
                 raise ModelsUnavailable(f"the models are not ready yet: {status.readiness.error}")
             with watch.stage("decode"):
-                frame = decode_frame(request.image, self.settings.max_image_pixels)
+                frame = decode_frame(request.image, self._settings.max_image_pixels)
             analysis = self._pipeline.analyze(frame, watch)
             with watch.stage("detections"):
                 detections = analysis.detections()
@@ -165,7 +119,7 @@ class PoseService:
                 height=analysis.height,
                 focal=analysis.focal,
                 session_id=request.session_id,
-                model_version=self.settings.model_version,
+                model_version=self._settings.model_version,
                 tracked=step.tracked,
             )
             answer = build_answer(info, bodies, main)
@@ -215,8 +169,8 @@ class PoseService:
             source = "untracked"
         else:
             source = "detected" if bodies[main].detected else "predicted"
-        self.metrics.frames.labels(source).inc()
-        self.metrics.skipped_frames.inc(step.skipped)
+        self._metrics.frames.labels(source).inc()
+        self._metrics.skipped_frames.inc(step.skipped)
         stages = watch.stages
         self.recent_frames.append({
             "session_id": request.session_id, "frame_number": request.frame_number,
@@ -224,7 +178,7 @@ class PoseService:
             "track_id": bodies[main].track_id if main is not None else None,
             "total_ms": round(1000.0 * watch.elapsed(), 1),
         })  # fmt: skip
-        self.metrics.observe_stages(stages)
+        self._metrics.observe_stages(stages)
         log.info(
             "session=%s frame=%d people=%d tracked=%d answered=%s track=%s total=%.1fms %s",
             request.session_id,

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tracker_service.errors import TooManySessions
+from tracker_service.exceptions import TooManySessions
 from tracker_service.subject import select_main
 from tracker_service.tracking import Detection, TrackOutput
 

@@ -17,12 +17,10 @@ import threading
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from tracker_service.app import connect_models
-from tracker_service.jobs.engine import JobEngine
 from tracker_service.model_spec import load_faces
 from tracker_service.process import configure_logging, on_stop_signals
 from tracker_service.readiness import ReadinessCache
-from tracker_service.service import frame_pipeline, tracker_config
+from tracker_service.resources import connect_models, frame_pipeline, job_engine
 from tracker_service.settings import Settings
 
 log = logging.getLogger("tracker_service.worker")
@@ -31,28 +29,29 @@ log = logging.getLogger("tracker_service.worker")
 def main() -> int:
     """Run jobs until SIGTERM or SIGINT."""
     settings = Settings.from_env(os.environ)
-    configure_logging(settings.log_level)
-    if not settings.job_workers:
+    jobs, triton = settings.jobs, settings.triton
+    configure_logging(settings.server.log_level)
+    if not jobs.job_workers:
         log.error("TRACKER_JOB_WORKERS is 0: a worker process runs at least one job at once")
         return 2
     stop = threading.Event()
     on_stop_signals(stop.set)
-    models = connect_models(settings)
+    models = connect_models(triton)
     while not stop.is_set() and not models.readiness().ready:  # claim nothing Triton can't run
-        log.info("Waiting for Triton at %s: %s", settings.triton_url, models.readiness().error)
+        log.info("Waiting for Triton at %s: %s", triton.triton_url, models.readiness().error)
         stop.wait(5.0)
     registry = CollectorRegistry()
-    engine = JobEngine(
-        settings, frame_pipeline(settings, models), tracker_config(settings),
-        ReadinessCache(models, ttl_s=settings.health_cache_s),
-        load_faces(settings.smpl_faces), registry,
+    engine = job_engine(
+        settings, frame_pipeline(settings.detection, models),
+        ReadinessCache(models, ttl_s=settings.readiness.health_cache_s),
+        load_faces(triton.smpl_faces), registry,
     )  # fmt: skip
-    if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, registry=registry)
+    if jobs.worker_metrics_port:
+        start_http_server(jobs.worker_metrics_port, registry=registry)
     log.info(
         "Job worker: %d at once, queue %s, files %s, Triton %s",
-        settings.job_workers, _redacted(settings.job_database), engine.artifacts.folder,
-        settings.triton_url,
+        jobs.job_workers, _redacted(jobs.job_database), engine.artifacts.folder,
+        triton.triton_url,
     )  # fmt: skip
     try:
         while not stop.wait(1.0):

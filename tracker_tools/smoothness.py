@@ -194,7 +194,7 @@ def noisy_detections(
 
 def tracker_config() -> TrackerConfig:
     """The tracker as the service builds it (its default settings)."""
-    settings = Settings()
+    settings = Settings().tracking
     return TrackerConfig(
         max_age=settings.max_age, n_init=settings.n_init,
         detection_threshold=settings.detection_threshold,

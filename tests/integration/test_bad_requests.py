@@ -21,6 +21,7 @@ from tests.integration.test_service import (
     read_frames,
     service_settings,
 )
+from tracker_service import resources
 from tracker_tools.soak import BadCase, bad_requests, corpus_during_session, run_session, summary
 from tracker_tools.triton_server import LocalTritonServer
 
@@ -65,7 +66,8 @@ def test_a_one_pixel_image_is_a_frame_without_anybody(service: LiveService) -> N
 def test_forced_internal_error_is_500_in_words_without_traceback(
     service: LiveService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pose = service.app.extensions["tracker"]
+    with service.app.app_context():
+        pose = resources.frames()
 
     def explode(*_: object) -> bytes:
         raise RuntimeError("secret internal detail /srv/app/module.py line 12")

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tracker_service.errors import ModelsUnavailable
+from tracker_service.exceptions import ModelsUnavailable
 from tracker_service.inference import ModelNames, TritonModels
 from tracker_service.readiness import ReadinessCache
 from tracker_tools.triton_server import LocalTritonServer

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_path
+from tracker_service import resources
 from tracker_service.app import create_app
 from tracker_service.geometry import focal_length, project
 from tracker_service.model_spec import SMPL, SMPL_FACES_FILE
@@ -70,7 +71,7 @@ class LiveService:
     def stop(self) -> None:
         self.server.stop()
         self._thread.join(timeout=60)
-        self.app.extensions["tracker"].close()
+        resources.close(self.app)
 
 
 def service_settings(
@@ -85,7 +86,7 @@ def service_settings(
         triton_timeout_s=60.0,
     )
     values.update(overrides)
-    return Settings(**values)
+    return Settings.of(**values)
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +192,7 @@ def test_answer_has_every_legacy_field_with_its_type(
     assert answer["frame_number"] == 0
     assert (answer["frame_width"], answer["frame_height"]) == (width, height)
     assert isinstance(answer["processing_time_ms"], float) and answer["processing_time_ms"] > 0
-    assert answer["model_version"] == Settings().model_version
+    assert answer["model_version"] == Settings().answer.model_version
     assert answer["has_3d"] is True
     assert answer["error"] is None
     assert "visualization" not in answer

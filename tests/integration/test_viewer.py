@@ -32,6 +32,7 @@ from tests.integration.test_video_jobs import (
     paint_out,
     runner_frames,
 )
+from tracker_service import resources
 from tracker_tools.media import write_video
 from tracker_tools.triton_server import LocalTritonServer
 
@@ -168,7 +169,8 @@ def test_the_overlay_is_h264_and_plays_and_the_frame_follows_it(
     browser: webdriver.Chrome, viewed: Viewed, service: LiveService
 ) -> None:
     assert browser.find_element(By.ID, "overlay-codec").text == "H.264"
-    path = service.app.extensions["tracker"].jobs.overlay_path(viewed.job_id)
+    with service.app.app_context():
+        path = resources.jobs().overlay_path(viewed.job_id)
     with av.open(str(path)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
     state = browser.execute_async_script(

@@ -10,7 +10,6 @@ resolved files are compared with what the code declares: ``Settings`` defaults,
 
 from __future__ import annotations
 
-import dataclasses
 import http.server
 import importlib.util
 import json
@@ -29,9 +28,9 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tracker_service.metrics import ServiceMetrics
 from tracker_service.model_spec import MODELS
-from tracker_service.settings import Settings, env_name
+from tracker_service.settings import Settings, env_name, setting_fields
+from tracker_service.telemetry import ServiceMetrics
 from tracker_tools.model_repository import TRT_ENGINE_CACHE_PATH, read_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -234,7 +233,7 @@ def test_cpu_variant_drops_the_gpu_and_selects_the_cpu_configs(resolved):
     for name in MODELS:
         assert (REPO / "model_repository" / name / "configs" / "cpu.pbtxt").is_file()
     timeout = resolved["cpu"]["services"]["tracker"]["environment"]["TRACKER_TRITON_TIMEOUT_S"]
-    assert float(timeout) > Settings().triton_timeout_s
+    assert float(timeout) > Settings().triton.triton_timeout_s
 
 
 def triton_cpu_cmd() -> list[str]:
@@ -309,30 +308,30 @@ def test_default_variant_runs_the_image_command(resolved):
 def test_tracker_environment_is_the_settings(resolved):
     tracker = resolved["default"]["services"]["tracker"]
     env = tracker["environment"]
-    known = {env_name(f.name) for f in dataclasses.fields(Settings)}
+    known = {env_name(f.name) for _, f in setting_fields()}
     assert set(env) <= known, f"not settings: {sorted(set(env) - known)}"
     for required in ("host", "port", "threads", "triton_url", "triton_protocol",
                      "triton_timeout_s", "detector_model", "hmr2_model", "smpl_model",
                      "min_score"):
         assert env_name(required) in env
-    assert Settings.from_env(env) == dataclasses.replace(Settings(), **COMPOSE_OVERRIDES)
+    assert Settings.from_env(env) == Settings.of(**COMPOSE_OVERRIDES)
 
 
 def test_tracker_reaches_triton_by_service_name_on_the_grpc_port(resolved):
     host, port = Settings.from_env(resolved["default"]["services"]["tracker"]["environment"]
-                                   ).triton_url.split(":")
+                                   ).triton.triton_url.split(":")
     assert host in resolved["default"]["services"]
     assert f"--grpc-port={port}" in triton_cmd()
 
 
 def test_tracker_models_are_the_served_models(resolved):
-    settings = Settings.from_env(resolved["default"]["services"]["tracker"]["environment"])
+    settings = Settings.from_env(resolved["default"]["services"]["tracker"]["environment"]).triton
     assert {settings.detector_model, settings.hmr2_model, settings.smpl_model} == set(MODELS)
 
 
 def test_tracker_port_health_and_startup_order(resolved):
     tracker = resolved["default"]["services"]["tracker"]
-    port = Settings().port
+    port = Settings().server.port
     assert [(p["target"], p["published"]) for p in tracker["ports"]] == [(port, str(port))]
     assert instruction(DOCKER / "tracker.Dockerfile", "EXPOSE") == [str(port)]
     assert tracker["depends_on"]["triton"]["condition"] == "service_healthy"
@@ -341,10 +340,10 @@ def test_tracker_port_health_and_startup_order(resolved):
     (workdir,) = instruction(DOCKER / "tracker.Dockerfile", "WORKDIR")
     assert mount["read_only"] is True
     assert Path(mount["source"]) == REPO / "model_repository"
-    assert (Path(workdir) / Settings().smpl_faces).is_relative_to(mount["target"])
+    assert (Path(workdir) / Settings().triton.smpl_faces).is_relative_to(mount["target"])
     # The whole-video jobs' records and files live on a named volume.
     assert not data.get("read_only")
-    for path in (Settings().job_database, Settings().job_data_dir):
+    for path in (Settings().jobs.job_database, Settings().jobs.job_data_dir):
         assert (Path(workdir) / path).is_relative_to(data["target"])
 
 
@@ -355,7 +354,7 @@ def _seconds(duration: str) -> float:
 
 def test_containers_get_time_to_finish_requests_on_stop(resolved):
     services = resolved["default"]["services"]
-    assert _seconds(services["tracker"]["stop_grace_period"]) > Settings().shutdown_grace_s
+    assert _seconds(services["tracker"]["stop_grace_period"]) > Settings().server.shutdown_grace_s
     assert _seconds(services["triton"]["stop_grace_period"]) > 30  # Triton's exit timeout
 
 
@@ -481,7 +480,7 @@ def test_prometheus_scrapes_triton_and_the_tracker(resolved):
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["triton"]["static_configs"][0]["targets"] == ["triton:8002"]
-    assert jobs["tracker"]["static_configs"][0]["targets"] == [f"tracker:{Settings().port}"]
+    assert jobs["tracker"]["static_configs"][0]["targets"] == [f"tracker:{Settings().server.port}"]
     assert {job.get("metrics_path", "/metrics") for job in jobs.values()} == {"/metrics"}
     services = resolved["monitoring"]["services"]
     assert "--metrics-port=8002" in triton_cmd() and "triton" in services

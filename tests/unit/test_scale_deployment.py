@@ -23,7 +23,7 @@ from tests.unit.test_deployment import (  # noqa: F401 (fixtures)
     compose_env,
     run_compose,
 )
-from tracker_service.settings import Settings, env_name
+from tracker_service.settings import env_name, setting_fields
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -114,7 +114,7 @@ def test_api_replicas_queue_and_workers_run_every_job():
 
 
 def test_every_tracker_variable_is_a_setting():
-    known = {env_name(f) for f in Settings.__dataclass_fields__}
+    known = {env_name(f.name) for _, f in setting_fields()}
     used = {name for config in _of_kind("ConfigMap") for name in config["data"]}
     for workload in WORKLOADS.values():
         for container in _containers(workload):

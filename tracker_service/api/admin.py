@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from tracker_service.admin import warm_up
+from tracker_service import resources
 from tracker_service.api.health import legacy_models
+from tracker_service.model_control import warm_up
 
 bp = Blueprint("admin", __name__)
 
@@ -18,10 +19,10 @@ def warmup() -> tuple[Response, int]:
     (the legacy names, as ``/health``), ``device``, ``steps_ms`` (wait, detect, hmr2, smpl)
     and ``error`` (null when ready).
     """
-    service = current_app.extensions["tracker"]
-    result = warm_up(service.models, service.settings.warmup_timeout_s)
-    service.readiness.invalidate()
-    status = service.readiness.get()
+    models, readiness = resources.models(), resources.readiness()
+    result = warm_up(models, resources.settings().readiness.warmup_timeout_s)
+    readiness.invalidate()
+    status = readiness.get()
     message = (
         "Triton and every model are ready; one 640x360 frame ran through the person "
         "detector, HMR2 and the body model"
@@ -31,7 +32,7 @@ def warmup() -> tuple[Response, int]:
     body = jsonify(
         status="ready" if result.ready else "warming_up",
         message=message,
-        models=legacy_models(result.readiness, service.models.names),
+        models=legacy_models(result.readiness, models.names),
         device=status.device,
         steps_ms=result.steps_ms,
         error=result.error or None,
@@ -46,8 +47,7 @@ def reload() -> tuple[Response, int]:
     200 with what was reloaded when it ends within ``TRACKER_RELOAD_WAIT_S``; 202 while it
     runs on (its progress is in ``/health``'s ``reload``); 503 when Triton refused or failed.
     """
-    service = current_app.extensions["tracker"]
-    progress = service.reloader.reload(service.settings.reload_wait_s)
+    progress = resources.reloader().reload(resources.settings().readiness.reload_wait_s)
     if progress.state == "done":
         status, code = "reloaded", 200
         message = f"reloaded {', '.join(progress.models)} from the model repository"
@@ -61,7 +61,7 @@ def reload() -> tuple[Response, int]:
         status=status,
         message=message,
         reload=progress.to_json(),
-        sessions=len(service.sessions),
+        sessions=len(resources.sessions()),
         error=None if code < 300 else message,
     )
     return body, code

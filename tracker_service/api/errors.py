@@ -8,7 +8,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from tracker_service.errors import ServiceError
+from tracker_service.exceptions import ServiceError
 
 log = logging.getLogger(__name__)
 

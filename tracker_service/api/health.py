@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
+from tracker_service import resources
 from tracker_service.inference import ModelNames, Readiness
 
 bp = Blueprint("health", __name__)
@@ -17,15 +18,14 @@ def health() -> Response:
     whatever model it is) and ``phalp`` (the tracker, whose predicted bodies need the body
     model). ``reload`` (additive) is the progress of the latest ``POST /reload``.
     """
-    service = current_app.extensions["tracker"]
-    status = service.readiness.get()
+    status = resources.readiness().get()
     return jsonify(
         status="ready" if status.readiness.ready else "warming_up",
         ready=status.readiness.ready,
-        models=legacy_models(status.readiness, service.models.names),
+        models=legacy_models(status.readiness, resources.models().names),
         device=status.device,
         error=status.readiness.error or None,
-        reload=service.reloader.status().to_json(),
+        reload=resources.reloader().status().to_json(),
     )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tracker_service import resources
 
 bp = Blueprint("metrics", __name__)
 
@@ -13,7 +15,7 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     """Expose the application's metrics in Prometheus' text format."""
-    registry = current_app.extensions["tracker"].metrics.registry
+    registry = resources.telemetry().registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
@@ -27,7 +29,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def count(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        service_metrics = current_app.extensions["tracker"].metrics
+        service_metrics = resources.telemetry()
         service_metrics.requests.labels(endpoint, str(response.status_code)).inc()
         started = g.get("request_started")
         if started is not None:

@@ -6,10 +6,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from werkzeug.datastructures import FileStorage
 
-from tracker_service.errors import BadRequest, UnsupportedMediaType
+from tracker_service import resources
+from tracker_service.exceptions import BadRequest, UnsupportedMediaType
 from tracker_service.service import PoseRequest
 
 bp = Blueprint("pose", __name__)
@@ -46,7 +47,7 @@ def pose_hybrid() -> Response:
             "the request body must be JSON (Content-Type: application/json) or "
             f"multipart/form-data with a file field {FORM_FILE!r}, got {mimetype}"
         )
-    answer = current_app.extensions["tracker"].answer(pose_request)
+    answer = resources.frames().answer(pose_request)
     return Response(answer, mimetype="application/json")
 
 

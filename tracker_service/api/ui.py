@@ -8,9 +8,10 @@ nothing from another site, so the service works offline.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from tracker_service.errors import BadRequest
+from tracker_service import resources
+from tracker_service.exceptions import BadRequest
 from tracker_service.jobs.store import PROCESSING
 
 bp = Blueprint("ui", __name__, static_folder="../static", static_url_path="/static")
@@ -33,7 +34,7 @@ def jobs() -> Response:
     raw = request.args.get("limit", "20")
     if not raw.isdecimal() or not 1 <= int(raw) <= MAX_JOBS:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_JOBS}, got {raw[:20]!r}")
-    engine = current_app.extensions["tracker"].jobs
+    engine = resources.jobs()
     records = [  # a running job's progress is live in the engine
         engine.get(r.job_id) if r.status == PROCESSING else r for r in engine.store.recent(int(raw))
     ]
@@ -49,5 +50,5 @@ def jobs() -> Response:
 @bp.get("/live")
 def live() -> Response:
     """The ``/pose/hybrid`` sessions and the latest answered frames (the latest last)."""
-    service = current_app.extensions["tracker"]
-    return jsonify(sessions=service.sessions.describe(), frames=list(service.recent_frames))
+    recent = resources.frames().recent_frames
+    return jsonify(sessions=resources.sessions().describe(), frames=list(recent))

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request, send_file
 
-from tracker_service.errors import BadRequest, JobStillRunning, NotFound, PayloadTooLarge
+from tracker_service import resources
+from tracker_service.exceptions import BadRequest, JobStillRunning, NotFound, PayloadTooLarge
 from tracker_service.jobs import media
-from tracker_service.jobs.engine import JobEngine
 from tracker_service.jobs.result import StoredResult
 from tracker_service.jobs.store import COMPLETE, ERROR, PROCESSING, QUEUED, JobRecord
 from tracker_service.render import encode_jpeg
@@ -39,15 +39,11 @@ _CHUNK = 2**20
 _GZIP_LEVEL = 6
 
 
-def _engine() -> JobEngine:
-    return current_app.extensions["tracker"].jobs
-
-
 @bp.post("/process_video_async")
 def process_video_async() -> tuple[Response, int]:
     """Queue an uploaded video; answer at once with the job's id."""
     record = _submit_upload()
-    position = _engine().queue_position(record.job_id)
+    position = resources.jobs().queue_position(record.job_id)
     message = f"video accepted; poll GET /job_status/{record.job_id}" + (
         f" (place {position} in the queue)" if position else ""
     )
@@ -68,7 +64,7 @@ def job_status(job_id: str) -> Response:
     ``?frames=0`` answers the result without ``frames`` and ``pose_timeline`` (a client that
     polls often, or reads the frames from ``/frame``).
     """
-    engine = _engine()
+    engine = resources.jobs()
     record = engine.get(job_id)
     body: dict[str, Any] = {
         "job_id": job_id,
@@ -123,7 +119,7 @@ def frames(job_id: str) -> Response:
 @bp.get("/frame/<job_id>/<int:frame_index>")
 def frame(job_id: str, frame_index: int) -> Response:
     """Frame ``frame_index`` of the job's overlay video, as JPEG."""
-    engine = _engine()
+    engine = resources.jobs()
     if engine.get(job_id).status != COMPLETE:
         raise BadRequest("Job not complete")
     image = media.read_frame(engine.overlay_path(job_id), frame_index)
@@ -135,7 +131,7 @@ def frame(job_id: str, frame_index: int) -> Response:
 @bp.get("/output/<job_id>")
 def output(job_id: str) -> Response:
     """The job's overlay MP4 (range requests are served)."""
-    engine = _engine()
+    engine = resources.jobs()
     if engine.get(job_id).status != COMPLETE:
         raise BadRequest("Job not complete")
     path = engine.overlay_path(job_id)
@@ -148,7 +144,7 @@ def output(job_id: str) -> Response:
 @bp.delete("/job/<job_id>")
 def cancel(job_id: str) -> Response:
     """Cancel a queued or running job: it ends in ``error``."""
-    record = _engine().cancel(job_id)
+    record = resources.jobs().cancel(job_id)
     return jsonify(job_id=job_id, status=record.status, error=record.error)
 
 
@@ -159,7 +155,7 @@ def pose_video() -> Response | tuple[Response, int]:
     if not isinstance(body, dict):
         raise BadRequest('the request body must be a JSON object {"video_path": "..."}')
     path = _video_path(body.get("video_path"))
-    engine = _engine()
+    engine = resources.jobs()
     free = engine.idle()
     record = engine.submit_path(path, _max_frames(body.get("max_frames")))
     if free:
@@ -176,7 +172,7 @@ def pose_video() -> Response | tuple[Response, int]:
 
 def _submit_upload() -> JobRecord:
     """Validate the multipart upload (``video``, ``max_frames``) and queue its job."""
-    limit = current_app.extensions["tracker"].settings.job_max_bytes
+    limit = resources.jobs().settings.job_max_bytes
     request.max_content_length = limit + _CHUNK  # room for the form's other parts
     if request.content_length is not None and request.content_length > limit + _CHUNK:
         raise PayloadTooLarge(
@@ -189,7 +185,7 @@ def _submit_upload() -> JobRecord:
     if upload is None or not upload.filename:
         raise BadRequest("the file field 'video' is missing or empty: send the video file")
     max_frames = _max_frames(request.form.get("max_frames"))
-    return _engine().submit_upload(upload.stream, max_frames)
+    return resources.jobs().submit_upload(upload.stream, max_frames)
 
 
 def _max_frames(value: Any) -> int | None:
@@ -206,7 +202,7 @@ def _max_frames(value: Any) -> int | None:
 
 def _video_path(value: Any) -> Path:
     """A ``video_path`` that resolves (symlinks followed) inside ``video_folder``."""
-    folder_setting = current_app.extensions["tracker"].settings.video_folder
+    folder_setting = resources.jobs().settings.video_folder
     if not folder_setting:
         raise BadRequest(
             "POST /pose/video is off: the service reads no paths unless TRACKER_VIDEO_FOLDER "
@@ -229,7 +225,7 @@ def _processing_time(record: JobRecord) -> float:
 
 def _final(job_id: str) -> Response:
     """The ended job: 200 ``{"status": "success", "data": result}``, or its error."""
-    engine = _engine()
+    engine = resources.jobs()
     record = engine.wait(job_id, engine.settings.job_wait_s)
     if record.status in (QUEUED, PROCESSING):
         raise JobStillRunning(
@@ -252,7 +248,7 @@ def _stored(job_id: str) -> StoredResult:
         NotFound: Unknown job, or its result was deleted.
 
     """
-    engine = _engine()
+    engine = resources.jobs()
     if engine.get(job_id).status != COMPLETE:
         raise BadRequest("Job not complete")
     stored = StoredResult.load(engine.result_path(job_id))

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tracker_service.errors import BadRequest, NotFound, PayloadTooLarge, QueueFull
+from tracker_service.exceptions import BadRequest, NotFound, PayloadTooLarge, QueueFull
 from tracker_service.jobs import media
 from tracker_service.jobs.artifacts import Artifacts
 from tracker_service.jobs.run import Refine, VideoRunner
@@ -42,7 +42,7 @@ from tracker_service.jobs.store import (
 from tracker_service.jobs.worker import JobWorker, RunMetrics
 from tracker_service.pipeline import FramePipeline
 from tracker_service.readiness import ReadinessCache
-from tracker_service.settings import Settings
+from tracker_service.settings import JobSettings
 from tracker_service.tracking import TrackerConfig
 from tracker_service.tracking.offline import refine_video
 
@@ -71,25 +71,27 @@ class JobEngine:
     """Whole-video jobs: the one engine behind both flavours of ``VIDEO_API.md``.
 
     Args:
-        settings: The service's settings (``job_*``, ``video_folder``).
+        settings: The jobs' settings (``job_*``, ``video_folder``).
         pipeline: The model steps (shared with ``/pose/hybrid``; stateless).
         tracker_config: Each job builds its own tracker from it.
         readiness: Whether Triton is ready (checked when a job starts).
         faces: (13776, 3) mesh triangles.
         registry: Where the job metrics are registered.
+        model_version: Named in each frame of a result.
         refine: The offline temporal pass over a whole video's tracker outputs.
 
     """
 
     def __init__(
         self,
-        settings: Settings,
+        settings: JobSettings,
         pipeline: FramePipeline,
         tracker_config: TrackerConfig,
         readiness: ReadinessCache,
         faces: np.ndarray,
         registry: CollectorRegistry,
         *,
+        model_version: str,
         refine: Refine = refine_video,
     ) -> None:
         self.settings = settings
@@ -104,7 +106,7 @@ class JobEngine:
         metrics = RunMetrics(registry)
         runner = VideoRunner(
             settings, pipeline, tracker_config, readiness, faces,
-            frames=metrics.frames, fps=metrics.fps, refine=refine,
+            model_version=model_version, frames=metrics.frames, fps=metrics.fps, refine=refine,
         )  # fmt: skip
         prefix = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         for i in range(settings.job_workers):

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker_service.errors import PayloadTooLarge, UnprocessableVideo, UnsupportedMediaType
+from tracker_service.exceptions import PayloadTooLarge, UnprocessableVideo, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 

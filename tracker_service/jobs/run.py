@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from prometheus_client import Counter, Gauge
 
-from tracker_service.errors import ModelsUnavailable, PayloadTooLarge, UnprocessableVideo
+from tracker_service.exceptions import ModelsUnavailable, PayloadTooLarge, UnprocessableVideo
 from tracker_service.jobs import media
 from tracker_service.jobs.result import (
     EncodedFrame,
@@ -47,12 +47,12 @@ from tracker_service.jobs.result import (
 )
 from tracker_service.jobs.store import COMPLETE, JobRecord
 from tracker_service.legacy import FrameInfo
-from tracker_service.metrics import Stopwatch
 from tracker_service.pipeline import FrameGeometry, FramePipeline
 from tracker_service.readiness import ReadinessCache
 from tracker_service.render import draw
-from tracker_service.settings import Settings
+from tracker_service.settings import JobSettings
 from tracker_service.subject import select_main
+from tracker_service.telemetry import Stopwatch
 from tracker_service.tracking import PhalpTracker, TrackerConfig, TrackOutput
 from tracker_service.tracking.offline import refine_video
 
@@ -116,11 +116,12 @@ class VideoRunner:
     """Runs the videos of jobs (one runner per engine; each run has its own tracker).
 
     Args:
-        settings: The service's settings (``job_*``).
+        settings: The jobs' settings (``job_*``).
         pipeline: The model steps (shared with ``/pose/hybrid``; stateless).
         tracker_config: Each run builds its own tracker from it.
         readiness: Whether Triton is ready (checked when a run starts).
         faces: (13776, 3) mesh triangles.
+        model_version: Named in each frame's answer.
         frames: Counts the frames analysed.
         fps: Set to the frames per second of each run's analysis.
         refine: The offline temporal pass over a whole video's tracker outputs.
@@ -129,17 +130,19 @@ class VideoRunner:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: JobSettings,
         pipeline: FramePipeline,
         tracker_config: TrackerConfig,
         readiness: ReadinessCache,
         faces: np.ndarray,
         *,
+        model_version: str,
         frames: Counter,
         fps: Gauge,
         refine: Refine = refine_video,
     ) -> None:
         self.settings = settings
+        self._model_version = model_version
         self._pipeline = pipeline
         self._tracker_config = tracker_config
         self._readiness = readiness
@@ -319,7 +322,7 @@ class VideoRunner:
             return canvas, None
         frame_info = FrameInfo(
             frame_number=index, width=geometry.width, height=geometry.height,
-            focal=geometry.focal, session_id=job_id, model_version=self.settings.model_version,
+            focal=geometry.focal, session_id=job_id, model_version=self._model_version,
             tracked=True,
         )  # fmt: skip
         entry = frame_entry(

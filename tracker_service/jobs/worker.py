@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from tracker_service.errors import ServiceError
+from tracker_service.exceptions import ServiceError
 from tracker_service.jobs.artifacts import Artifacts
 from tracker_service.jobs.result import ResultWriter
 from tracker_service.jobs.run import JobCancelled, JobInterrupted, Progress, VideoRunner
 from tracker_service.jobs.store import COMPLETE, ERROR, JobRecord, JobStore
-from tracker_service.settings import Settings
+from tracker_service.settings import JobSettings
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class JobWorker:
         runner: Runs one job's video.
         artifacts: The jobs' files.
         faces: (13776, 3) mesh triangles (the result's, once per result).
-        settings: The service's settings (``job_*``, ``answer_budget_bytes``).
+        settings: The jobs' settings (``job_*``, ``answer_budget_bytes``).
         metrics: Where run times are observed.
         wake: Notified when a job is queued in this process (else the store is polled).
         stop: Set when the process stops: a running job is released, queued again.
@@ -73,7 +73,7 @@ class JobWorker:
         runner: VideoRunner,
         artifacts: Artifacts,
         faces: np.ndarray,
-        settings: Settings,
+        settings: JobSettings,
         metrics: RunMetrics,
         wake: threading.Condition,
         stop: threading.Event,

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from werkzeug.datastructures import FileStorage
 
+from tracker_service import resources
 from tracker_service.api.pose import parse_form, parse_request
 from tracker_service.app import create_app
-from tracker_service.errors import BadRequest
+from tracker_service.exceptions import BadRequest
 from tracker_service.settings import Settings
 
 
@@ -24,7 +25,7 @@ def settings(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    return Settings(
+    return Settings.of(
         triton_url=f"127.0.0.1:{port}", smpl_faces=str(faces), max_body_bytes=1000,
         warmup_timeout_s=0.6, reload_wait_s=5.0,
     )
@@ -34,7 +35,7 @@ def settings(tmp_path):
 def app(settings):
     app = create_app(settings)
     yield app
-    app.extensions["tracker"].close()
+    resources.close(app)
 
 
 @pytest.fixture
@@ -44,15 +45,18 @@ def client(app):
 
 def test_factory_builds_independent_apps(settings):
     first, second = create_app(settings), create_app(settings)
-    assert first.extensions["tracker"] is not second.extensions["tracker"]
+    with first.app_context():
+        frames = resources.frames()
+    with second.app_context():
+        assert resources.frames() is not frames
     assert not first.debug and first.config["MAX_CONTENT_LENGTH"] == 1000
     for app in (first, second):
-        app.extensions["tracker"].close()
+        resources.close(app)
 
 
 def test_missing_faces_file_fails_at_start(tmp_path):
     with pytest.raises(FileNotFoundError, match="faces"):
-        create_app(Settings(smpl_faces=str(tmp_path / "none.npy")))
+        create_app(Settings.of(smpl_faces=str(tmp_path / "none.npy")))
 
 
 def test_health_says_warming_up_while_triton_is_unreachable(client):
@@ -129,11 +133,14 @@ def test_unknown_paths_and_methods_are_json(client):
     assert "POST" in answer.headers["Allow"]
 
 
-def test_internal_error_is_logged_with_its_traceback_but_not_answered(app, client, caplog):
+def test_internal_error_is_logged_with_its_traceback_but_not_answered(
+    app, client, caplog, monkeypatch
+):
     def explode(request):
         raise RuntimeError("secret detail")
 
-    app.extensions["tracker"].answer = explode
+    with app.app_context():
+        monkeypatch.setattr(resources.frames(), "answer", explode)
     with caplog.at_level(logging.ERROR):
         answer = client.post("/pose/hybrid", json={"image_base64": "aGVsbG8="})
     assert answer.status_code == 500
@@ -199,10 +206,10 @@ def test_error_messages_do_not_echo_huge_values():
 
 
 def test_a_frame_refused_while_triton_is_down_does_not_hold_up_the_next(app):
-    service = app.extensions["tracker"]
-    with pytest.raises(Exception, match="not ready"):
-        service.answer(parse_request({"image_base64": "a", "frame_number": 0}, None))
-    session, ticket = service.sessions.begin("default", 1)
+    with app.app_context(), pytest.raises(Exception, match="not ready"):
+        resources.frames().answer(parse_request({"image_base64": "a", "frame_number": 0}, None))
+    with app.app_context():
+        session, ticket = resources.sessions().begin("default", 1)
     step = session.track(ticket, [], (10, 10))  # frame 0 was released: no reorder wait
     assert step.tracked and step.waited_s < 1.0
 
@@ -228,10 +235,12 @@ def test_parse_form(form, header, expected):
     ("replica", "expected"), [("api-7", "api-7"), ("", f"{socket.gethostname()}:5000")]
 )
 def test_every_answer_names_the_replica_that_served_it(settings, replica, expected):
-    app = create_app(dataclasses.replace(settings, replica_name=replica))
+    app = create_app(dataclasses.replace(
+        settings, server=dataclasses.replace(settings.server, replica_name=replica)
+    ))  # fmt: skip
     try:
         client = app.test_client()
         for answer in (client.get("/health"), client.get("/job_status/unknown")):
             assert answer.headers["X-Served-By"] == expected
     finally:
-        app.extensions["tracker"].close()
+        resources.close(app)

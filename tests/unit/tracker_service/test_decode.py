@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracker_service.decode import decode_frame, image_size
-from tracker_service.errors import BadRequest, PayloadTooLarge
+from tracker_service.exceptions import BadRequest, PayloadTooLarge
 
 FRAME = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
 

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from tracker_service.errors import InferenceFailed
+from tracker_service.exceptions import InferenceFailed
 from tracker_service.inference import _checked
 from tracker_service.model_spec import HMR2
 

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from tracker_service.errors import TooManySessions
+from tracker_service.exceptions import TooManySessions
 from tracker_service.sessions import Session, SessionStore
 from tracker_service.tracking import Detection, TrackOutput, TrackState
 

@@ -15,6 +15,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.formparser import parse_form_data
 
 from tests.stand_in import stand_in
+from tracker_service import resources
 from tracker_service.app import create_app
 from tracker_service.server import Server
 from tracker_service.settings import Settings
@@ -40,7 +41,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceClient]
     faces = root / "faces.npy"
     np.save(faces, np.zeros((13776, 3), np.int32))
     app = create_app(
-        Settings(
+        Settings.of(
             triton_url=f"127.0.0.1:{_free_port()}", smpl_faces=str(faces),
             job_database=str(root / "jobs.sqlite"), job_data_dir=str(root / "jobs"),
         )  # fmt: skip
@@ -51,7 +52,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceClient]
     yield ServiceClient(f"http://127.0.0.1:{server.port}", timeout_s=10.0)
     server.stop()
     loop.join(10)
-    app.extensions["tracker"].close()
+    resources.close(app)
 
 
 def test_an_error_answer_is_an_answer_and_answer_raises_in_words(service: ServiceClient) -> None:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tracker_service import resources
 from tracker_service.app import create_app
 from tracker_service.settings import Settings
 
@@ -29,7 +30,7 @@ def app(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app = create_app(
-        Settings(
+        Settings.of(
             triton_url=f"127.0.0.1:{port}",
             smpl_faces=str(faces),
             job_database=str(tmp_path / "jobs.sqlite"),
@@ -38,7 +39,7 @@ def app(tmp_path):
         )  # fmt: skip
     )
     yield app
-    app.extensions["tracker"].close()
+    resources.close(app)
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ def test_an_api_replica_queues_and_a_synchronous_wait_is_bounded(tmp_path):
     faces = tmp_path / "faces.npy"
     np.save(faces, np.zeros((13776, 3), np.int32))
     replica = create_app(
-        Settings(
+        Settings.of(
             smpl_faces=str(faces), job_database=str(tmp_path / "jobs.sqlite"),
             job_data_dir=str(tmp_path / "jobs"), job_workers=0, job_wait_s=0.5,
             job_poll_s=0.1, job_heartbeat_s=0.1,
@@ -134,4 +135,4 @@ def test_an_api_replica_queues_and_a_synchronous_wait_is_bounded(tmp_path):
         cancelled = client.delete(f"/job/{job_id}").get_json()
         assert cancelled["status"] == "error" and "before it started" in cancelled["error"]
     finally:
-        replica.extensions["tracker"].close()
+        resources.close(replica)

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tracker_service.errors import NotFound, QueueFull
+from tracker_service.exceptions import NotFound, QueueFull
 from tracker_service.inference import Readiness
 from tracker_service.jobs.engine import JobEngine
 from tracker_service.jobs.store import SqliteJobStore
 from tracker_service.readiness import Status
-from tracker_service.settings import Settings
+from tracker_service.settings import JobSettings
 from tracker_service.tracking import TrackerConfig
 
 
@@ -51,8 +51,8 @@ def _engine(tmp_path: Path, gate: Gate, **settings) -> JobEngine:
         job_heartbeat_s=0.1, job_lease_s=1.0, job_poll_s=0.05,
     )  # fmt: skip
     return JobEngine(
-        Settings(**values, **settings), None, TrackerConfig(), gate,
-        np.zeros((13776, 3), np.int32), CollectorRegistry(),
+        JobSettings(**values, **settings), None, TrackerConfig(), gate,
+        np.zeros((13776, 3), np.int32), CollectorRegistry(), model_version="test",
     )  # fmt: skip
 
 

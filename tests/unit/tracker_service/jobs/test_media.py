@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker_service.errors import PayloadTooLarge, UnprocessableVideo, UnsupportedMediaType
+from tracker_service.exceptions import PayloadTooLarge, UnprocessableVideo, UnsupportedMediaType
 from tracker_service.jobs import media
 from tracker_service.jobs.result import evenly_spaced
 

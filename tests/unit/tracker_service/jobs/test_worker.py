@@ -23,7 +23,7 @@ from tracker_service.jobs.store import (
     SqliteJobStore,
 )
 from tracker_service.jobs.worker import JobWorker, RunMetrics
-from tracker_service.settings import Settings
+from tracker_service.settings import JobSettings
 
 
 class HeldRunner:
@@ -52,7 +52,7 @@ class Harness:
         self.worker = JobWorker(
             "w1", store=self.store, runner=self.runner, artifacts=self.artifacts,
             faces=np.zeros((13776, 3), np.int32),
-            settings=Settings(job_heartbeat_s=0.05, job_lease_s=0.5, job_poll_s=0.02),
+            settings=JobSettings(job_heartbeat_s=0.05, job_lease_s=0.5, job_poll_s=0.02),
             metrics=RunMetrics(CollectorRegistry()), wake=threading.Condition(), stop=self.stop,
         )  # fmt: skip
         self.thread = threading.Thread(target=self.worker.serve, daemon=True)

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from tracker_service.detection import PersonDetector
-from tracker_service.errors import ServiceError
+from tracker_service.exceptions import ServiceError
 from tracker_service.inference import Readiness, TritonModels
-from tracker_service.metrics import Stopwatch
 from tracker_service.preprocess import crop_boxes, hmr2_crops
+from tracker_service.telemetry import Stopwatch
 
 log = logging.getLogger(__name__)
 
