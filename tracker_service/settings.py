@@ -361,6 +361,12 @@ class Settings:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            kind = _group_class(f)
+            if not isinstance(getattr(self, f.name), kind):
+                raise TypeError(f"Settings.{f.name} must be a {kind.__name__}")
+
     @property
     def max_request_bytes(self) -> int:
         """The largest request body of any endpoint (a frame or a video upload)."""

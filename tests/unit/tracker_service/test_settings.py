@@ -37,6 +37,8 @@ def test_settings_and_their_groups_are_frozen_and_keyword_only():
         Settings(ServerSettings())  # type: ignore[misc]
     with pytest.raises(TypeError):
         ServerSettings("0.0.0.0")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="Settings.jobs must be a JobSettings"):
+        Settings(jobs=ServerSettings())  # type: ignore[arg-type]
 
 
 #: One variable of each group, the group's attribute and a value that is not its default.
