@@ -1,5 +1,6 @@
 """The application's resources: one key and one typed accessor each, closed in reverse order."""
 
+import ast
 import socket
 from pathlib import Path
 
@@ -136,4 +137,6 @@ def test_sessions_track_as_their_groups_say(smoothing: int, smoothed: bool) -> N
 
 def test_no_handler_reaches_into_app_extensions(repo_root: Path) -> None:
     for module in sorted((repo_root / "tracker_service" / "api").glob("*.py")):
-        assert "extensions" not in module.read_text(), f"{module.name} reads app.extensions"
+        tree = ast.parse(module.read_text())
+        names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        assert "extensions" not in names, f"{module.name} reads app.extensions"
