@@ -75,32 +75,34 @@ def init_app(
 
     Raises:
         RuntimeError: The application has its resources already.
+        Exception: A resource failed to build (those built before it are closed).
 
     """
     if CLOSING in app.extensions:
         raise RuntimeError("the application's resources are registered already")
-    closing = app.extensions[CLOSING] = ExitStack()
-    _register(app, SETTINGS, settings)
-    _register(app, MODELS, models)
-    closing.callback(models.close)
-    metrics = _register(app, TELEMETRY, ServiceMetrics())
-    ready = _register(
-        app, READINESS, ReadinessCache(models, ttl_s=settings.readiness.health_cache_s, clock=clock)
-    )
-    _register(app, RELOADER, Reloader(models, on_reloaded=ready.invalidate, clock=clock))
-    store = _register(
-        app, SESSIONS, session_store(settings.sessions, settings.tracking, metrics, clock)
-    )
-    metrics.watch_sessions(lambda: len(store), store.tracks_alive)
-    pipeline = frame_pipeline(settings.detection, models)
-    engine = _register(
-        app, JOBS, job_engine(settings, pipeline, ready, faces, metrics.registry)
-    )
-    closing.callback(engine.close)
-    _register(app, FRAMES, PoseService(
-        settings.answer, pipeline=pipeline, sessions=store, readiness=ready,
-        telemetry=metrics, faces=faces,
-    ))  # fmt: skip
+    with ExitStack() as closing:  # a resource that fails to build closes those built before
+        _register(app, SETTINGS, settings)
+        _register(app, MODELS, models)
+        closing.callback(models.close)
+        metrics = _register(app, TELEMETRY, ServiceMetrics())
+        ready = _register(app, READINESS, ReadinessCache(
+            models, ttl_s=settings.readiness.health_cache_s, clock=clock
+        ))  # fmt: skip
+        _register(app, RELOADER, Reloader(models, on_reloaded=ready.invalidate, clock=clock))
+        store = _register(
+            app, SESSIONS, session_store(settings.sessions, settings.tracking, metrics, clock)
+        )
+        metrics.watch_sessions(lambda: len(store), store.tracks_alive)
+        pipeline = frame_pipeline(settings.detection, models)
+        engine = _register(
+            app, JOBS, job_engine(settings, pipeline, ready, faces, metrics.registry)
+        )
+        closing.callback(engine.close)
+        _register(app, FRAMES, PoseService(
+            settings.answer, pipeline=pipeline, sessions=store, readiness=ready,
+            telemetry=metrics, faces=faces,
+        ))  # fmt: skip
+        app.extensions[CLOSING] = closing.pop_all()
 
 
 def close(app: Flask) -> None:

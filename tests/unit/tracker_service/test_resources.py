@@ -140,3 +140,18 @@ def test_no_handler_reaches_into_app_extensions(repo_root: Path) -> None:
         tree = ast.parse(module.read_text())
         names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
         assert "extensions" not in names, f"{module.name} reads app.extensions"
+
+
+def test_a_resource_that_fails_to_build_closes_those_built_before(
+    monkeypatch, settings: Settings
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(TritonModels, "close", _recording(calls, "models", TritonModels.close))
+
+    def refuse(*_: object, **__: object) -> None:
+        raise OSError("the job store is unreachable")
+
+    monkeypatch.setattr(resources, "job_engine", refuse)
+    with pytest.raises(OSError, match="unreachable"):
+        create_app(settings)
+    assert calls == ["models"]
