@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import shutil
@@ -47,10 +46,10 @@ from typing import Any
 import numpy as np
 
 from tracker_service.model_spec import HMR2, SMPL, SMPL_FACES_FILE
-from tracker_tools.backend import BACKEND_SIZE, backend_frames
-from tracker_tools.client import ClientError, ServiceClient, metrics_at
+from tracker_tools.backend import BACKEND_SIZE, read_backend_frames
+from tracker_tools.client import ClientError, Response, ServiceClient, metrics_at
 from tracker_tools.machine import machine
-from tracker_tools.media import SHARED_MEDIA, encode_base64, read_frames
+from tracker_tools.media import SHARED_MEDIA, encode_base64
 from tracker_tools.stack import BUILD, local_stack
 from tracker_tools.tiny_models import build_tiny_repository
 from tracker_tools.triton_server import free_ports
@@ -63,8 +62,6 @@ VIDEO = SHARED_MEDIA / "runner.mp4"
 #: Frames posted, and after which one Triton is killed.
 FRAMES = 60
 KILL_AFTER = 15
-#: The frame size the backend posts.
-FRAME_SIZE = BACKEND_SIZE
 #: Timeout of each ``/health`` poll while the stack comes up.
 HEALTH_TIMEOUT_S = 5.0
 #: The tracker's stop_grace_period in compose.yaml.
@@ -147,38 +144,9 @@ def _run(command: list[str], env: dict[str, str], timeout_s: float) -> str:
     return result.stdout
 
 
-def post_frame(
-    client: ServiceClient, image: str, number: int, session: str
-) -> tuple[int, dict[str, Any], float]:
-    """Post one frame to ``/pose/hybrid``; return (status, answer, seconds).
-
-    Raises:
-        ClientError: No answer, or one that is not JSON.
-
-    """
-    response = client.post_frame(image, frame_number=number, session_id=session)
-    return response.status, response.json(), response.seconds
-
-
-def is_ready(client: ServiceClient) -> bool:
-    """``/health`` answers ``ready``; False while nothing answers yet, or not in JSON."""
-    try:
-        return client.health().get("ready") is True
-    except ClientError:
-        return False
-
-
 def posted_frames(count: int) -> list[str]:
-    """The video's first frames as the backend posts them: 640x360 PNG, base64.
-
-    Raises:
-        ComposeCheckError: The video is absent or shorter than ``count`` frames.
-
-    """
-    frames = read_frames(VIDEO, count)
-    if len(frames) < count:
-        raise ComposeCheckError(f"{VIDEO}: {len(frames)} frames, {count} needed (../shared)")
-    return [encode_base64(f, ".png") for f in backend_frames(frames)]
+    """The video's first frames as the backend posts them: 640x360 PNG, base64."""
+    return [encode_base64(f, ".png") for f in read_backend_frames(VIDEO, count)]
 
 
 def prepare_models() -> Path:
@@ -192,7 +160,7 @@ def prepare_models() -> Path:
 def check_answer(answer: dict, number: int, faces: np.ndarray) -> int:
     """Check one answer's body and mesh; return its track id."""
     assert answer["error"] is None and answer["frame_number"] == number, answer.get("error")
-    assert (answer["frame_width"], answer["frame_height"]) == FRAME_SIZE
+    assert (answer["frame_width"], answer["frame_height"]) == BACKEND_SIZE
     assert answer["has_3d"] is True and answer["keypoint_count"] == len(answer["keypoints"]) > 0
     assert np.array(answer["mesh_vertices_data"]).shape == (answer["mesh_vertices"], 3)
     np.testing.assert_array_equal(answer["mesh_faces_data"], faces)
@@ -223,7 +191,8 @@ def run_video(
         if number == KILL_AFTER:
             triton_before = kill_triton(stack)
             killed = time.monotonic()
-        status, body, seconds = post_frame(client, image, number, session)
+        response = client.post_frame(image, frame_number=number, session_id=session)
+        status, body = response.status, response.json()
         if status != 200:
             assert killed is not None and recovered_s is None, (number, status, body)
             assert status == 503, (number, status, body)
@@ -234,7 +203,7 @@ def run_video(
         if killed is not None and recovered_s is None:
             recovered_s = time.monotonic() - killed
         elif number > 0:  # neither the first frame nor the first after the outage
-            latencies.append(seconds)
+            latencies.append(response.seconds)
         ids.append(check_answer(body, number, faces))
     if recovered_s is None:
         raise ComposeCheckError(
@@ -288,31 +257,27 @@ def check_metrics(urls: dict[str, str], frames: int) -> dict[str, float]:
     return {"tracker_requests_200": answered, **{f"triton_{m}": v for m, v in success.items()}}
 
 
-def check_graceful_stop(stack: Stack, url: str, image: str, faces: np.ndarray) -> float:
+def check_graceful_stop(
+    stack: Stack, client: ServiceClient, image: str, faces: np.ndarray
+) -> float:
     """``docker compose stop`` while a request is in flight: it is answered, exit code 0."""
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    body = json.dumps({"image_base64": image, "frame_number": 0, "session_id": "stop"})
-    connection.request("POST", "/pose/hybrid", body, {"Content-Type": "application/json"})
+    answers: list[Response] = []
+    poster = threading.Thread(
+        target=lambda: answers.append(client.post_frame(image, frame_number=0, session_id="stop"))
+    )
+    poster.start()
     time.sleep(0.05)  # the request has reached the service
-    timing: dict[str, float] = {}
-
-    def stop() -> None:
-        start = time.monotonic()
-        stack.compose("stop", "tracker", timeout_s=TIMEOUTS_S["stop"] + GRACE_S)
-        timing["stop_s"] = time.monotonic() - start
-
-    stopper = threading.Thread(target=stop)
-    stopper.start()
-    response = connection.getresponse()
-    answer = json.loads(response.read())
-    stopper.join()
-    assert response.status == 200, answer
-    check_answer(answer, 0, faces)
+    start = time.monotonic()
+    stack.compose("stop", "tracker", timeout_s=TIMEOUTS_S["stop"] + GRACE_S)
+    stop_s = time.monotonic() - start
+    poster.join()
+    assert answers, "the request in flight got no answer (the client's error is above)"
+    assert answers[0].status == 200, answers[0].body[:300]
+    check_answer(answers[0].answer(), 0, faces)
     state = stack.inspect("tracker")["State"]
     assert state["ExitCode"] == 0 and not state["OOMKilled"], state
-    assert timing["stop_s"] < GRACE_S, timing
-    return timing["stop_s"]
+    assert stop_s < GRACE_S, stop_s
+    return stop_s
 
 
 def started_after_healthy(stack: Stack, since: float) -> None:
@@ -345,9 +310,12 @@ def local_latencies(models: Path, frames: Sequence[str]) -> list[float]:
     port, *triton_ports = free_ports(4)
     with local_stack(repository=models, port=port, triton_ports=tuple(triton_ports)) as stack:
         client = ServiceClient(stack[0])
-        answers = [post_frame(client, image, n, "local") for n, image in enumerate(frames)]
-    assert all(status == 200 for status, _, _ in answers)
-    return [seconds for _, _, seconds in answers]
+        answers = [
+            client.post_frame(image, frame_number=n, session_id="local")
+            for n, image in enumerate(frames)
+        ]
+    assert all(answer.status == 200 for answer in answers)
+    return [answer.seconds for answer in answers]
 
 
 def ms(latencies: Sequence[float]) -> dict[str, float]:
@@ -418,7 +386,7 @@ def check(compose_bin: str) -> dict[str, Any]:
         stack.compose("up", "--detach", "--no-build", timeout_s=TIMEOUTS_S["up"])
         stack.wait(
             "the tracker's /health turning ready",
-            lambda: is_ready(probe),
+            probe.is_ready,
             TIMEOUTS_S["ready"], "tracker",
         )
         figures["up_to_ready_s"] = time.monotonic() - start
@@ -426,13 +394,14 @@ def check(compose_bin: str) -> dict[str, Any]:
         check_security(stack)
 
         print("compose-check: video through the containers, Triton killed mid-video", flush=True)
-        video = run_video(stack, ServiceClient(url), frames, faces)
+        client = ServiceClient(url)
+        video = run_video(stack, client, frames, faces)
         figures["containers_ms"] = ms(video.pop("latencies_s"))
         figures.update(video)
         figures["metrics"] = check_metrics(urls, FRAMES - video["outage_frames"])
 
         print("compose-check: docker compose stop with a request in flight", flush=True)
-        figures["stop_s"] = check_graceful_stop(stack, url, frames[0], faces)
+        figures["stop_s"] = check_graceful_stop(stack, client, frames[0], faces)
     except BaseException:
         for service in ("triton", "tracker"):
             print(f"--- last lines of {service}'s log:\n{stack.logs(service)}", file=sys.stderr)
@@ -462,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         figures = check(compose_bin)
-    except (ComposeCheckError, ClientError, AssertionError) as exc:
+    except (ComposeCheckError, ClientError, FileNotFoundError, AssertionError) as exc:
         traceback.print_exc()
         print(f"compose-check: FAILED: {exc!r}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ import pytest
 from werkzeug.datastructures import FileStorage
 from werkzeug.formparser import parse_form_data
 
-from tests.stand_in import stand_in
+from tests.stand_in import stand_in, unanswered_url
 from tracker_service.app import create_app
 from tracker_service.server import Server
 from tracker_service.settings import Settings
@@ -94,6 +94,34 @@ def test_no_answer_is_a_client_error() -> None:
     assert info.value.status is None
     with pytest.raises(ClientError, match="not ready after 0 s"):
         client.wait_ready(0.0)
+
+
+def test_ready_only_when_health_answers_ready() -> None:
+    answers = {
+        "/ready/health": (200, b'{"ready": true, "status": "ready"}'),
+        "/warming/health": (503, b'{"ready": false, "status": "warming up"}'),
+        "/proxy/health": (502, b"<html>bad gateway</html>"),
+    }
+    with stand_in(answers) as url, unanswered_url() as nobody:
+        assert ServiceClient(url + "/ready", timeout_s=5).is_ready()
+        assert not ServiceClient(url + "/warming", timeout_s=5).is_ready()
+        assert not ServiceClient(url + "/proxy", timeout_s=5).is_ready()
+        assert not ServiceClient(nobody, timeout_s=1).is_ready()
+
+
+def test_measure_counts_the_bytes_without_keeping_them() -> None:
+    body = b'{"frames": [' + b"0, " * 600_000 + b"0]}"  # more than one 1 MiB chunk
+    with stand_in({"/big": (200, body), "/refused": (503, b'{"error": "no"}')}) as url:
+        client = ServiceClient(url, timeout_s=10)
+        big = client.measure("/big", {"Accept-Encoding": "gzip"})
+        assert (big.status, big.size, big.body) == (200, len(body), b"")
+        assert big.seconds > 0 and big.headers["Content-Length"] == str(len(body))
+        refused = client.measure("/refused")
+        assert (refused.status, refused.size) == (503, 15)
+        kept = client.request("GET", "/big")
+        assert kept.body == body and kept.size == len(body)
+    with unanswered_url() as nobody, pytest.raises(ClientError, match="no answer"):
+        ServiceClient(nobody, timeout_s=1).measure("/big")
 
 
 def test_multipart_body_parses_as_the_mobile_route_sends_it() -> None:
