@@ -131,12 +131,13 @@ def _triton(batches: Sequence[int], repeats: int, config: str, repository: Path)
         startup_timeout_s=900,
     )
     with server, TritonModels(server.grpc_url, timeout_s=600) as models:
-        result = {b: _time(models.hmr2, b, repeats) for b in batches}
+        result: dict = {b: _time(models.hmr2, b, repeats) for b in batches}
         result["server_peak_rss_mb"] = server.peak_rss_mb()
     return result
 
 
-ENGINES = {
+#: Each engine by name: ``(batches, repeats, config, repository) -> figures``.
+ENGINES: dict[str, Callable[..., dict]] = {
     "PyTorch eager": _pytorch,
     "ONNX Runtime": _onnxruntime,
     "Triton (gRPC)": _triton,
