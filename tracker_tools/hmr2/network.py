@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tracker_tools.hmr2.backbone import ViTBackbone
-from tracker_tools.hmr2.head import SMPLTransformerDecoderHead
+from tracker_tools.hmr2.head import DecoderSizes, SMPLTransformerDecoderHead
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,12 +118,11 @@ class HMR2Network(nn.Module):
             mlp_ratio=config.mlp_ratio,
         )
         self.smpl_head = SMPLTransformerDecoderHead(
-            context_dim=config.embed_dim,
-            dim=config.head_dim,
-            depth=config.head_depth,
-            heads=config.head_heads,
-            dim_head=config.head_dim_head,
-            mlp_dim=config.head_mlp_dim,
+            DecoderSizes(
+                dim=config.head_dim, depth=config.head_depth, heads=config.head_heads,
+                dim_head=config.head_dim_head, mlp_dim=config.head_mlp_dim,
+                context_dim=config.embed_dim,
+            )
         )
 
     def forward(self, crops: torch.Tensor) -> HMR2Output:
