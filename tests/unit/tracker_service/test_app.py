@@ -7,10 +7,10 @@ import logging
 import socket
 import time
 
-import numpy as np
 import pytest
 from werkzeug.datastructures import FileStorage
 
+from tests.conftest import unreachable_triton_settings
 from tracker_service.api.pose import parse_form, parse_request
 from tracker_service.app import create_app
 from tracker_service.errors import BadRequest
@@ -19,14 +19,8 @@ from tracker_service.settings import Settings
 
 @pytest.fixture
 def settings(tmp_path):
-    faces = tmp_path / "faces.npy"
-    np.save(faces, np.zeros((13776, 3), np.int32))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return Settings(
-        triton_url=f"127.0.0.1:{port}", smpl_faces=str(faces), max_body_bytes=1000,
-        warmup_timeout_s=0.6, reload_wait_s=5.0,
+    return unreachable_triton_settings(
+        tmp_path, max_body_bytes=1000, warmup_timeout_s=0.6, reload_wait_s=5.0
     )
 
 

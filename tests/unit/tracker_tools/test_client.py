@@ -2,7 +2,6 @@
 
 import io
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,10 +13,10 @@ import pytest
 from werkzeug.datastructures import FileStorage
 from werkzeug.formparser import parse_form_data
 
+from tests.conftest import unreachable_triton_settings
 from tests.stand_in import stand_in, unanswered_url
 from tracker_service.app import create_app
 from tracker_service.server import Server
-from tracker_service.settings import Settings
 from tracker_tools.client import (
     ClientError,
     ServiceClient,
@@ -28,22 +27,13 @@ from tracker_tools.client import (
 from tracker_tools.media import encode_image, read_frames, write_video
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceClient]:
     root = tmp_path_factory.mktemp("service")
-    faces = root / "faces.npy"
-    np.save(faces, np.zeros((13776, 3), np.int32))
     app = create_app(
-        Settings(
-            triton_url=f"127.0.0.1:{_free_port()}", smpl_faces=str(faces),
-            job_database=str(root / "jobs.sqlite"), job_data_dir=str(root / "jobs"),
-        )  # fmt: skip
+        unreachable_triton_settings(
+            root, job_database=str(root / "jobs.sqlite"), job_data_dir=str(root / "jobs")
+        )
     )
     server = Server(app, host="127.0.0.1", port=0, threads=4, max_body_bytes=2**20, grace_s=5)
     loop = threading.Thread(target=server.serve)
@@ -88,12 +78,13 @@ def test_metrics_are_parsed_with_their_labels(service: ServiceClient) -> None:
 
 
 def test_no_answer_is_a_client_error() -> None:
-    client = ServiceClient(f"http://127.0.0.1:{_free_port()}", timeout_s=2.0)
-    with pytest.raises(ClientError, match="no answer") as info:
-        client.request("GET", "/health")
-    assert info.value.status is None
-    with pytest.raises(ClientError, match="not ready after 0 s"):
-        client.wait_ready(0.0)
+    with unanswered_url() as nobody:
+        client = ServiceClient(nobody, timeout_s=2.0)
+        with pytest.raises(ClientError, match="no answer") as info:
+            client.request("GET", "/health")
+        assert info.value.status is None
+        with pytest.raises(ClientError, match="not ready after 0 s"):
+            client.wait_ready(0.0)
 
 
 def test_ready_only_when_health_answers_ready() -> None:

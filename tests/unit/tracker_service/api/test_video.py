@@ -1,7 +1,6 @@
 """The whole-video endpoints' request checks, without Triton (Triton unreachable)."""
 
 import io
-import socket
 import time
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import unreachable_triton_settings
 from tracker_service.app import create_app
 from tracker_service.settings import Settings
 
@@ -23,18 +23,10 @@ def _clip(path: Path, count: int = 4) -> bytes:
 
 @pytest.fixture
 def app(tmp_path):
-    faces = tmp_path / "faces.npy"
-    np.save(faces, np.zeros((13776, 3), np.int32))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app = create_app(
-        Settings(
-            triton_url=f"127.0.0.1:{port}",
-            smpl_faces=str(faces),
-            job_database=str(tmp_path / "jobs.sqlite"),
-            job_data_dir=str(tmp_path / "jobs"),
-            job_max_bytes=100_000,
+        unreachable_triton_settings(
+            tmp_path, job_database=str(tmp_path / "jobs.sqlite"),
+            job_data_dir=str(tmp_path / "jobs"), job_max_bytes=100_000,
         )  # fmt: skip
     )
     yield app
