@@ -5,14 +5,14 @@ measured value, target and whether it is met), and two pictures beside them: the
 trajectories (``smoothness_trajectories.png``) and the runner's gaps
 (``smoothness_gaps.png``). Four parts:
 
-1. **Ground truth.** Three smooth SMPL motions at 30 fps, 300 frames each (walk, turn in
-   place, squats), posed by a numpy forward kinematics of the 24 SMPL joints (the body
-   model's ``J_regressor`` on the rest shape, then the kinematic tree), seen by a pinhole
-   camera. Each frame is given errors like a per-frame estimator's (:data:`NOISE`): Gaussian
-   on every joint rotation, the shape and the camera translation, occasional outlier frames
-   and runs of missing detections. The detections go through the real tracker; MPJPE,
-   acceleration error (pelvis-relative joints) and lag (cross-correlation) for raw, live
-   and offline.
+1. **Ground truth.** Three smooth SMPL motions at 30 fps, 300 frames each (walk, turn in place,
+   squats), posed by a numpy forward kinematics of the 24 SMPL joints (the body model's
+   ``J_regressor`` on the rest shape, then the kinematic tree), seen by a pinhole camera. Each
+   frame is given errors like a per-frame estimator's (:data:`tracker_tools.smoothness.NOISE`):
+   Gaussian on every joint rotation, the shape and the camera translation, occasional outlier
+   frames and runs of missing detections. The detections go through the real tracker; MPJPE,
+   acceleration error (pelvis-relative joints) and lag (cross-correlation) for raw, live and
+   offline.
 2. **Real video.** runner.mp4 through the offline person detector (ONNX Runtime), tracked
    by box: acceleration of the box centre and size in box heights per frame squared.
 3. **Gaps.** runner.mp4 with 5 bursts of 10 frames painted out: IoU of the boxes answered
