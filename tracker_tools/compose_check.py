@@ -6,7 +6,6 @@ every step the script's docstring lists and returns the figures; :func:`markdown
 them as the README's table.
 """
 
-
 from __future__ import annotations
 
 import json
