@@ -21,13 +21,10 @@ Example:
 from __future__ import annotations
 
 import argparse
-import http.client
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tracker_tools.client import ServiceClient
 from tracker_tools.machine import machine
@@ -40,34 +37,26 @@ from tracker_tools.triton_server import free_ports
 TIMEOUT_S = 3600.0
 
 
-def measure(url: str, path: str, *, gzip: bool) -> dict[str, Any]:
+def measure(client: ServiceClient, path: str, *, gzip: bool) -> dict[str, Any]:
     """Stream one GET answer: status, bytes on the wire, seconds to the last byte."""
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT_S)
     headers = {"Accept-Encoding": "gzip"} if gzip else {}
-    start = time.perf_counter()
-    connection.request("GET", path, headers=headers)
-    response = connection.getresponse()
-    size = 0
-    while chunk := response.read(2**20):
-        size += len(chunk)
-    seconds = time.perf_counter() - start
-    connection.close()
-    encoding = response.getheader("Content-Encoding") or "identity"
-    return {"status": response.status, "bytes": size, "encoding": encoding, "seconds": seconds}
+    response = client.measure(path, headers, timeout_s=TIMEOUT_S)
+    encoding = response.headers.get("Content-Encoding") or "identity"
+    return {"status": response.status, "bytes": response.size, "encoding": encoding,
+            "seconds": response.seconds}  # fmt: skip
 
 
-def job(client: ServiceClient, url: str, video: Path, frames: int) -> dict[str, Any]:
+def job(client: ServiceClient, video: Path, frames: int) -> dict[str, Any]:
     """One job on the video; its answers measured."""
     response = client.upload_video("/process_video_async", video.read_bytes(), max_frames=999999)
     job_id = response.answer()["job_id"]
     final = client.wait_job(job_id, query="?frames=0", every_s=1.0)
     if final["status"] != "complete":
         raise RuntimeError(f"the job failed: {final['error']}")
-    status = measure(url, f"/job_status/{job_id}", gzip=False)
-    status_gzip = measure(url, f"/job_status/{job_id}", gzip=True)
-    result = measure(url, f"/result/{job_id}", gzip=False)
-    result_gzip = measure(url, f"/result/{job_id}", gzip=True)
+    status = measure(client, f"/job_status/{job_id}", gzip=False)
+    status_gzip = measure(client, f"/job_status/{job_id}", gzip=True)
+    result = measure(client, f"/result/{job_id}", gzip=False)
+    result_gzip = measure(client, f"/result/{job_id}", gzip=True)
     report = None  # the degradation, said by a service that has GET /result
     if result["status"] == 200:
         answer = client.request("GET", f"/job_status/{job_id}").json()
@@ -138,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for count in args.frames:
             video = write_video(BUILD / "answer_sizes.mp4", (runner * (count // 180 + 1))[:count])
             print(f"a job of {count} frames ...", flush=True)
-            runs.append(job(client, url, video, count))
+            runs.append(job(client, video, count))
     text = markdown(runs, command, host, args.label)
     raw = write_report(args.out, text, {"machine": host, "command": command, "runs": runs})
     print(f"\n{text}\nwrote {args.out} and {raw}")

@@ -1,7 +1,7 @@
 """Fetch the official weights and export the production model repository.
 
 What the ``exporter`` image runs (``docker compose --profile export run --rm exporter``), on
-the user's machine, once before the first start (the steps: :mod:`tracker_tools.weights`)::
+the user's machine, once before the first start (the steps: :mod:`tracker_tools.production`)::
 
     python -m scripts.fetch_weights [--weights-dir weights] [--repository model_repository]
 """
@@ -13,21 +13,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from tracker_tools.detector_export import DEFAULT_CHECKPOINT, export_detector
-from tracker_tools.hmr2.export import ExportError, export_hmr2
-from tracker_tools.weights import (
-    CHECKPOINT,
-    EXTRA_REGRESSOR,
-    FetchError,
-    check_onnx_for_triton,
-    fetch,
-    find_smpl,
-    given,
-    write_manifest,
-)
+from tracker_tools.detector_export import DEFAULT_CHECKPOINT
+from tracker_tools.hmr2.export import ExportError
+from tracker_tools.production import export_production, fetch_weights
+from tracker_tools.weights import FetchError
 
 log = logging.getLogger(__name__)
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,60 +43,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     try:
-        smpl = find_smpl(args.weights_dir)
-        failed: set[str] = set()
-        fetched = []
-        for path, artifact in ((args.checkpoint, CHECKPOINT), (args.extra_regressor,
-                                                                EXTRA_REGRESSOR)):
-            if path is not None:
-                fetched.append(given(path, artifact))
-            else:
-                fetched.append(
-                    fetch(artifact, args.weights_dir, timeout_s=args.timeout, failed=failed)
-                )
-        checkpoint, regressor = fetched
-    except FetchError as error:
+        weights = fetch_weights(
+            args.weights_dir, timeout_s=args.timeout, checkpoint=args.checkpoint,
+            extra_regressor=args.extra_regressor,
+        )  # fmt: skip
+        if args.fetch_only:
+            print(f"fetched {weights.checkpoint.path} and {weights.regressor.path}; "
+                  f"SMPL {weights.smpl}")  # fmt: skip
+            return 0
+        written = export_production(
+            weights, args.repository, fp16=args.fp16,
+            detector_checkpoint=None if args.skip_detector else args.detector_checkpoint,
+        )  # fmt: skip
+    except (FetchError, ExportError) as error:
         log.error("%s", error)
         return 1
-    if args.fetch_only:
-        print(f"fetched {checkpoint.path} and {regressor.path}; SMPL {smpl}")
-        return 0
-
-    repo = args.repository
-    try:
-        export_hmr2(
-            smpl, regressor.path, repo, weights="checkpoint", checkpoint=checkpoint.path,
-            fp16=args.fp16,
-        )
-    except ExportError as error:
-        log.error("%s", error)
-        return 1
-    hmr2_record = {
-        "weights": "official", "checkpoint_sha256": checkpoint.sha256,
-        "checkpoint_from": checkpoint.origin, "regressor_sha256": regressor.sha256,
-        "smpl": smpl.name, "fp16": args.fp16,
-    }
-    records = {"hmr2": hmr2_record, "smpl": {"smpl": smpl.name}}
-    if not args.skip_detector:
-        detector_out = repo / "person_detector" / "1" / "model.onnx"
-        export_detector(
-            "production", detector_out, checkpoint=args.detector_checkpoint, force=True
-        )
-        records["person_detector"] = {
-            "source": "production", "checkpoint": args.detector_checkpoint,
-        }
-    try:
-        for name, record in records.items():
-            onnx_path = repo / name / "1" / "model.onnx"
-            ir, opset = check_onnx_for_triton(onnx_path)
-            write_manifest(onnx_path.parent, {**record, "ir_version": ir, "opset": opset})
-            log.info("%s: IR %d, opset %d: Triton 24.10's ORT reads it", name, ir, opset)
-    except FetchError as error:
-        log.error("%s", error)
-        return 1
-    print(f"production models written to {repo}: {', '.join(records)}")
+    print(f"production models written to {args.repository}: {', '.join(written)}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -6,9 +6,9 @@ Against a service that is up and ready (``python -m tracker_service``), it runs:
 2. Load: ``--sessions`` sessions posting ``--frames`` frames each, all at once, the videos
    taken in turn; every frame must be answered, and each session's tracks and answers must
    equal its video's clean run (so no identity of one session leaks into another).
-3. The bad-request corpus (:func:`bad_requests`), fired while a good session posts a video
-   in order: each bad request must get its 4xx status and a JSON ``error`` in words; the
-   good session must answer exactly like the clean run.
+3. The bad-request corpus (:func:`tracker_tools.soak.bad_requests`), fired while a good session
+   posts a video in order: each bad request must get its 4xx status and a JSON ``error`` in
+   words; the good session must answer exactly like the clean run.
 4. ``--short-sessions`` sessions of one frame each: the service's resident memory
    (``process_resident_memory_bytes`` from ``GET /metrics``) and its session count must
    stay bounded (sessions beyond ``TRACKER_MAX_SESSIONS`` are evicted).

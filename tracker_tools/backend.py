@@ -9,6 +9,7 @@ painted out in 5 bursts of 10 frames (frames in which the old service lost the p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,6 +36,19 @@ def backend_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [cv2.resize(f, BACKEND_SIZE, interpolation=cv2.INTER_AREA) for f in frames]
 
 
+def read_backend_frames(video: Path, count: int) -> list[np.ndarray]:
+    """The video's first ``count`` frames scaled to the backend's 640x360.
+
+    Raises:
+        FileNotFoundError: The video is absent or has fewer than ``count`` frames.
+
+    """
+    frames = read_frames(video, count)
+    if len(frames) < count:
+        raise FileNotFoundError(f"{video}: {len(frames)} frames, {count} needed")
+    return backend_frames(frames)
+
+
 def backend_clip(triton_grpc_url: str, timeout_s: float = 900.0) -> list[str]:
     """runner.mp4's first 140 frames as 640x360 base64 PNG, the runner painted out in MASKED.
 
@@ -46,10 +60,7 @@ def backend_clip(triton_grpc_url: str, timeout_s: float = 900.0) -> list[str]:
         FileNotFoundError: ``../shared/media/runner.mp4`` is absent or too short.
 
     """
-    video = SHARED_MEDIA / "runner.mp4"
-    frames = backend_frames(read_frames(video, FRAMES))
-    if len(frames) < FRAMES:
-        raise FileNotFoundError(f"{video} is missing or has fewer than {FRAMES} frames")
+    frames = read_backend_frames(SHARED_MEDIA / "runner.mp4", FRAMES)
     with TritonModels(triton_grpc_url, timeout_s=timeout_s) as models:
         paint_out_people(frames, MASKED, models.detect)
     return [encode_base64(f, ".png") for f in frames]

@@ -1,4 +1,9 @@
-"""The one client of the tracker service's HTTP API: frames, video jobs, health, metrics.
+"""The one HTTP client of the tooling: the tracker service's API, and Triton's and nginx's probes.
+
+The tracker service's endpoints (frames, video jobs, health, metrics) are methods of
+:class:`ServiceClient`; the same client reads Triton's readiness and metrics pages
+(:func:`metrics_at`) and probes the cluster's nginx. Only :mod:`tracker_tools.weights`, which
+downloads the official weights from their hosts (redirects, resumed ranges), has its own.
 
 Every call goes through :meth:`ServiceClient.request`, which has one timeout policy (the
 client's ``timeout_s`` for each request, unless a call passes its own) and one error type:
@@ -65,6 +70,8 @@ class Response:
         content_type: The ``Content-Type`` header ('' when absent).
         seconds: Time from sending the request to the end of the body.
         headers: The answer's headers.
+        size: The body's bytes on the wire (also set when the body was not kept:
+            :meth:`ServiceClient.measure`).
 
     """
 
@@ -73,6 +80,7 @@ class Response:
     content_type: str
     seconds: float
     headers: Mapping[str, str] = field(default_factory=dict)
+    size: int = 0
 
     def json(self) -> Any:
         """The body decoded as JSON.
@@ -163,19 +171,47 @@ class ServiceClient:
             ClientError: No answer (refused, reset, timed out).
 
         """
+        return self._send(method, path, body, headers, timeout_s, keep=True)
+
+    def measure(
+        self, path: str, headers: dict[str, str] | None = None, *, timeout_s: float | None = None
+    ) -> Response:
+        """``GET`` an answer that may be large, read as a stream and not kept.
+
+        The returned :class:`Response` has an empty ``body``; its ``size`` is the number of
+        bytes on the wire (compressed when ``headers`` accept an encoding the service uses)
+        and ``seconds`` the time from the request to the last byte.
+
+        Raises:
+            ClientError: No answer (refused, reset, timed out).
+
+        """
+        return self._send("GET", path, None, headers, timeout_s, keep=False)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str] | None,
+        timeout_s: float | None,
+        *,
+        keep: bool,
+    ) -> Response:
         request = urllib.request.Request(
             self.url + path, data=body, method=method, headers=headers or {}
         )
         start = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s) as reply:
-                data, status, headers = reply.read(), reply.status, dict(reply.headers)
+                (data, size), status, answered = _read(reply, keep), reply.status, reply.headers
         except urllib.error.HTTPError as error:
-            data, status, headers = error.read(), error.code, dict(error.headers)
+            (data, size), status, answered = _read(error, keep), error.code, error.headers
         except (OSError, urllib.error.URLError) as error:
             raise ClientError(f"{method} {self.url}{path}: no answer ({error})") from error
         seconds = time.perf_counter() - start
-        return Response(status, data, headers.get("Content-Type", ""), seconds, headers)
+        content_type = answered.get("Content-Type", "")
+        return Response(status, data, content_type, seconds, dict(answered), size)
 
     def post_json(
         self, path: str, payload: Any, headers: dict[str, str] | None = None
@@ -290,6 +326,13 @@ class ServiceClient:
             raise ClientError(f"/health answered {health!r}, not a JSON object")
         return health
 
+    def is_ready(self) -> bool:
+        """``/health`` answers ready; False while nothing answers, or not in JSON."""
+        try:
+            return self.health().get("ready") is True
+        except ClientError:
+            return False
+
     def wait_ready(
         self, timeout_s: float, *, process: subprocess.Popen[bytes] | None = None
     ) -> None:
@@ -335,6 +378,17 @@ class ServiceClient:
 
         """
         return self.metrics()[(name.removesuffix("_total"), ())]
+
+
+def _read(reply: Any, keep: bool) -> tuple[bytes, int]:
+    """An answer's body and its length; read in 1 MiB chunks and dropped unless ``keep``."""
+    if keep:
+        body = reply.read()
+        return body, len(body)
+    size = 0
+    while chunk := reply.read(2**20):
+        size += len(chunk)
+    return b"", size
 
 
 def scrape(text: str) -> dict[MetricKey, float]:

@@ -20,12 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from tracker_tools.client import ClientError, ServiceClient
 from tracker_tools.triton_server import _die_with_parent
 
 log = logging.getLogger(__name__)
@@ -138,12 +137,7 @@ class Child:
         """Start it."""
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         """Stop it."""
         self.stop()
 
@@ -287,8 +281,8 @@ def tracker_process(
 
 
 def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except OSError as error:  # an HTTP error status is an answer too
-        return hasattr(error, "code")
+    try:  # any HTTP status is an answer
+        ServiceClient(url, timeout_s=2.0).request("GET", "")
+    except ClientError:
+        return False
+    return True

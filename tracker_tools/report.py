@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,12 @@ def command_line(module: str, argv: Sequence[str] | None = None) -> str:
     """``python -m MODULE ARGS`` as it was run (``sys.argv``'s arguments when argv is None)."""
     arguments = sys.argv[1:] if argv is None else argv
     return f"python -m {module} {shlex.join(arguments)}".strip()
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table's lines: the header, its rule, then one line per row."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
 
 
 def write_report(out: Path, text: str, figures: dict[str, Any]) -> Path:

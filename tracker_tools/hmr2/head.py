@@ -8,6 +8,7 @@ Parameter names follow the official ``SMPLTransformerDecoderHead`` and its
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -18,6 +19,28 @@ from tracker_tools.hmr2.rotation import rot6d_to_rotmat
 
 #: LayerNorm epsilon of the head: the official code uses ``nn.LayerNorm(dim)``, i.e. 1e-5.
 NORM_EPS = 1e-5
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecoderSizes:
+    """Sizes of the head's transformer decoder.
+
+    Attributes:
+        dim: Token width.
+        depth: Number of layers.
+        heads: Attention heads.
+        dim_head: Width of each head.
+        mlp_dim: Feed-forward hidden width.
+        context_dim: Context token width (channels of the backbone feature map).
+
+    """
+
+    dim: int
+    depth: int
+    heads: int
+    dim_head: int
+    mlp_dim: int
+    context_dim: int
 
 
 class SMPLHeadOutput(NamedTuple):
@@ -151,30 +174,19 @@ class PreNorm(nn.Module):
 class CrossAttentionStack(nn.Module):
     """Decoder layers: ``x += SA(LN x)``, ``x += CA(LN x, context)``, ``x += FF(LN x)``."""
 
-    def __init__(
-        self, *, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, context_dim: int
-    ) -> None:
-        """Create the layers.
-
-        Args:
-            dim: Token width.
-            depth: Number of layers.
-            heads: Attention heads.
-            dim_head: Width of each head.
-            mlp_dim: Feed-forward hidden width.
-            context_dim: Context token width.
-
-        """
+    def __init__(self, sizes: DecoderSizes) -> None:
+        """Create ``sizes.depth`` layers."""
         super().__init__()
+        dim, heads, dim_head = sizes.dim, sizes.heads, sizes.dim_head
         self.layers = nn.ModuleList(
             nn.ModuleList(
                 [
                     PreNorm(dim, SelfAttention(dim, heads, dim_head)),
-                    PreNorm(dim, CrossAttention(dim, context_dim, heads, dim_head)),
-                    PreNorm(dim, FeedForward(dim, mlp_dim)),
+                    PreNorm(dim, CrossAttention(dim, sizes.context_dim, heads, dim_head)),
+                    PreNorm(dim, FeedForward(dim, sizes.mlp_dim)),
                 ]
             )
-            for _ in range(depth)
+            for _ in range(sizes.depth)
         )
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -190,31 +202,12 @@ class CrossAttentionStack(nn.Module):
 class TransformerDecoder(nn.Module):
     """Token embedding, learned position embedding, then the cross-attention stack."""
 
-    def __init__(
-        self, *, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, context_dim: int
-    ) -> None:
-        """Create the decoder for one input token of width 1 (the ``'zero'`` input).
-
-        Args:
-            dim: Token width.
-            depth: Number of layers.
-            heads: Attention heads.
-            dim_head: Width of each head.
-            mlp_dim: Feed-forward hidden width.
-            context_dim: Context token width.
-
-        """
+    def __init__(self, sizes: DecoderSizes) -> None:
+        """Create the decoder for one input token of width 1 (the ``'zero'`` input)."""
         super().__init__()
-        self.to_token_embedding = nn.Linear(1, dim)
-        self.pos_embedding = nn.Parameter(torch.zeros(1, 1, dim))
-        self.transformer = CrossAttentionStack(
-            dim=dim,
-            depth=depth,
-            heads=heads,
-            dim_head=dim_head,
-            mlp_dim=mlp_dim,
-            context_dim=context_dim,
-        )
+        self.to_token_embedding = nn.Linear(1, sizes.dim)
+        self.pos_embedding = nn.Parameter(torch.zeros(1, 1, sizes.dim))
+        self.transformer = CrossAttentionStack(sizes)
 
     def forward(self, token: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Decode ``token`` ``(B or 1, 1, 1)`` against ``context``; returns ``(B, 1, dim)``."""
@@ -231,33 +224,14 @@ class SMPLTransformerDecoderHead(nn.Module):
     zero and are filled from a checkpoint or the weight recipe.
     """
 
-    def __init__(
-        self, *, context_dim: int, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int
-    ) -> None:
-        """Create the head.
-
-        Args:
-            context_dim: Channels of the backbone feature map.
-            dim: Decoder token width.
-            depth: Decoder layers.
-            heads: Attention heads.
-            dim_head: Width of each head.
-            mlp_dim: Feed-forward hidden width.
-
-        """
+    def __init__(self, sizes: DecoderSizes) -> None:
+        """Create the head around a decoder of these sizes."""
         super().__init__()
         npose = 6 * SMPL_JOINTS
-        self.transformer = TransformerDecoder(
-            dim=dim,
-            depth=depth,
-            heads=heads,
-            dim_head=dim_head,
-            mlp_dim=mlp_dim,
-            context_dim=context_dim,
-        )
-        self.decpose = nn.Linear(dim, npose)
-        self.decshape = nn.Linear(dim, SMPL_BETAS)
-        self.deccam = nn.Linear(dim, 3)
+        self.transformer = TransformerDecoder(sizes)
+        self.decpose = nn.Linear(sizes.dim, npose)
+        self.decshape = nn.Linear(sizes.dim, SMPL_BETAS)
+        self.deccam = nn.Linear(sizes.dim, 3)
         self.register_buffer("init_body_pose", torch.zeros(1, npose))
         self.register_buffer("init_betas", torch.zeros(1, SMPL_BETAS))
         self.register_buffer("init_cam", torch.zeros(1, 3))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tracker_tools.hmr2.backbone import ViTBackbone
-from tracker_tools.hmr2.head import SMPLTransformerDecoderHead
+from tracker_tools.hmr2.head import DecoderSizes, SMPLTransformerDecoderHead
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,12 +72,10 @@ class HMR2Config:
 class HMR2Output(NamedTuple):
     """Outputs of :class:`HMR2Network`, in graph order for export.
 
+    The head's outputs first (their shapes: :class:`~tracker_tools.hmr2.head.SMPLHeadOutput`),
+    then the embedding.
+
     Attributes:
-        global_orient: Root rotation matrix ``(B, 1, 3, 3)``.
-        body_pose: Body joint rotation matrices ``(B, 23, 3, 3)``.
-        betas: SMPL shape coefficients ``(B, 10)``.
-        pred_cam: Weak-perspective crop camera ``(B, 3)`` ordered ``(s, tx, ty)``.
-        pred_pose_6d: Raw 6D pose ``(B, 144)`` before the rotation-matrix conversion.
         embedding: Appearance embedding ``(B, C)`` for the tracker: the mean of the final
             (``last_norm``) backbone feature map over its 192 tokens, L2-normalised.
 
@@ -118,12 +116,11 @@ class HMR2Network(nn.Module):
             mlp_ratio=config.mlp_ratio,
         )
         self.smpl_head = SMPLTransformerDecoderHead(
-            context_dim=config.embed_dim,
-            dim=config.head_dim,
-            depth=config.head_depth,
-            heads=config.head_heads,
-            dim_head=config.head_dim_head,
-            mlp_dim=config.head_mlp_dim,
+            DecoderSizes(
+                dim=config.head_dim, depth=config.head_depth, heads=config.head_heads,
+                dim_head=config.head_dim_head, mlp_dim=config.head_mlp_dim,
+                context_dim=config.embed_dim,
+            )
         )
 
     def forward(self, crops: torch.Tensor) -> HMR2Output:

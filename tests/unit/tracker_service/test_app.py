@@ -7,10 +7,10 @@ import logging
 import socket
 import time
 
-import numpy as np
 import pytest
 from werkzeug.datastructures import FileStorage
 
+from tests.conftest import unreachable_triton_settings
 from tracker_service import resources
 from tracker_service.api.pose import parse_form, parse_request
 from tracker_service.app import create_app
@@ -20,14 +20,8 @@ from tracker_service.settings import Settings
 
 @pytest.fixture
 def settings(tmp_path):
-    faces = tmp_path / "faces.npy"
-    np.save(faces, np.zeros((13776, 3), np.int32))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return Settings.of(
-        triton_url=f"127.0.0.1:{port}", smpl_faces=str(faces), max_body_bytes=1000,
-        warmup_timeout_s=0.6, reload_wait_s=5.0,
+    return unreachable_triton_settings(
+        tmp_path, max_body_bytes=1000, warmup_timeout_s=0.6, reload_wait_s=5.0
     )
 
 
@@ -102,21 +96,29 @@ def test_reload_failure_is_503_in_words_and_reported_by_health(client):
         ({"data": {"frameNumber": "1"}, "content_type": "multipart/form-data"}, 400, "'frame'"),
         (
             {"data": {"frame": (io.BytesIO(b""), "f.png")}, "content_type": "multipart/form-data"},
-            400, "empty",
+            400,
+            "empty",
         ),
         (
-            {"data": {"frame": (io.BytesIO(b"x" * 2000), "f.png")},
-             "content_type": "multipart/form-data"},
-            413, "Too Large",
+            {
+                "data": {"frame": (io.BytesIO(b"x" * 2000), "f.png")},
+                "content_type": "multipart/form-data",
+            },
+            413,
+            "Too Large",
         ),
         (
-            {"data": {"frame": (io.BytesIO(b"x"), "f.png"), "frameNumber": "-2"},
-             "content_type": "multipart/form-data"},
-            400, "frame_number",
+            {
+                "data": {"frame": (io.BytesIO(b"x"), "f.png"), "frameNumber": "-2"},
+                "content_type": "multipart/form-data",
+            },
+            400,
+            "frame_number",
         ),
         (
             {"data": {"frame": (io.BytesIO(b"x"), "f.png")}, "content_type": "multipart/form-data"},
-            503, "not ready",
+            503,
+            "not ready",
         ),
     ],
 )

@@ -2,7 +2,6 @@
 
 import io
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,11 +13,11 @@ import pytest
 from werkzeug.datastructures import FileStorage
 from werkzeug.formparser import parse_form_data
 
-from tests.stand_in import stand_in
+from tests.conftest import unreachable_triton_settings
+from tests.stand_in import stand_in, unanswered_url
 from tracker_service import resources
 from tracker_service.app import create_app
 from tracker_service.server import Server
-from tracker_service.settings import Settings
 from tracker_tools.client import (
     ClientError,
     ServiceClient,
@@ -29,22 +28,13 @@ from tracker_tools.client import (
 from tracker_tools.media import encode_image, read_frames, write_video
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceClient]:
     root = tmp_path_factory.mktemp("service")
-    faces = root / "faces.npy"
-    np.save(faces, np.zeros((13776, 3), np.int32))
     app = create_app(
-        Settings.of(
-            triton_url=f"127.0.0.1:{_free_port()}", smpl_faces=str(faces),
-            job_database=str(root / "jobs.sqlite"), job_data_dir=str(root / "jobs"),
-        )  # fmt: skip
+        unreachable_triton_settings(
+            root, job_database=str(root / "jobs.sqlite"), job_data_dir=str(root / "jobs")
+        )
     )
     server = Server(app, host="127.0.0.1", port=0, threads=4, max_body_bytes=2**20, grace_s=5)
     loop = threading.Thread(target=server.serve)
@@ -89,12 +79,41 @@ def test_metrics_are_parsed_with_their_labels(service: ServiceClient) -> None:
 
 
 def test_no_answer_is_a_client_error() -> None:
-    client = ServiceClient(f"http://127.0.0.1:{_free_port()}", timeout_s=2.0)
-    with pytest.raises(ClientError, match="no answer") as info:
-        client.request("GET", "/health")
-    assert info.value.status is None
-    with pytest.raises(ClientError, match="not ready after 0 s"):
-        client.wait_ready(0.0)
+    with unanswered_url() as nobody:
+        client = ServiceClient(nobody, timeout_s=2.0)
+        with pytest.raises(ClientError, match="no answer") as info:
+            client.request("GET", "/health")
+        assert info.value.status is None
+        with pytest.raises(ClientError, match="not ready after 0 s"):
+            client.wait_ready(0.0)
+
+
+def test_ready_only_when_health_answers_ready() -> None:
+    answers = {
+        "/ready/health": (200, b'{"ready": true, "status": "ready"}'),
+        "/warming/health": (503, b'{"ready": false, "status": "warming up"}'),
+        "/proxy/health": (502, b"<html>bad gateway</html>"),
+    }
+    with stand_in(answers) as url, unanswered_url() as nobody:
+        assert ServiceClient(url + "/ready", timeout_s=5).is_ready()
+        assert not ServiceClient(url + "/warming", timeout_s=5).is_ready()
+        assert not ServiceClient(url + "/proxy", timeout_s=5).is_ready()
+        assert not ServiceClient(nobody, timeout_s=1).is_ready()
+
+
+def test_measure_counts_the_bytes_without_keeping_them() -> None:
+    body = b'{"frames": [' + b"0, " * 600_000 + b"0]}"  # more than one 1 MiB chunk
+    with stand_in({"/big": (200, body), "/refused": (503, b'{"error": "no"}')}) as url:
+        client = ServiceClient(url, timeout_s=10)
+        big = client.measure("/big", {"Accept-Encoding": "gzip"})
+        assert (big.status, big.size, big.body) == (200, len(body), b"")
+        assert big.seconds > 0 and big.headers["Content-Length"] == str(len(body))
+        refused = client.measure("/refused")
+        assert (refused.status, refused.size) == (503, 15)
+        kept = client.request("GET", "/big")
+        assert kept.body == body and kept.size == len(body)
+    with unanswered_url() as nobody, pytest.raises(ClientError, match="no answer"):
+        ServiceClient(nobody, timeout_s=1).measure("/big")
 
 
 def test_multipart_body_parses_as_the_mobile_route_sends_it() -> None:
@@ -103,8 +122,10 @@ def test_multipart_body_parses_as_the_mobile_route_sends_it() -> None:
         {"frameNumber": "7"}, {"frame": ("frame", jpeg, "image/jpeg")}
     )
     environ = {
-        "REQUEST_METHOD": "POST", "CONTENT_TYPE": content_type,
-        "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
     }
     _, form, files = parse_form_data(environ)
     frame: FileStorage = files["frame"]

@@ -2,7 +2,6 @@
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
-from scripts.cpu_configs import main
 from tests.conftest import REPO_ROOT
 from tracker_service.model_spec import MODELS
 from tracker_tools.cpu_configs import (
@@ -62,13 +61,3 @@ def test_cpu_config_parses_back_with_the_model_name(tmp_path):
     assert sorted(p.parent.parent.name for p in written) == sorted(MODELS)
     for path in written:
         assert parse_config(path.read_text()).name == path.parent.parent.name
-
-
-def test_main_writes_every_model(tmp_path, capsys):
-    write_production_repository(tmp_path)
-    (tmp_path / "not_a_model").mkdir()
-    assert main(["--root", str(tmp_path)]) == 0
-    assert sorted(p.parent.parent.name for p in tmp_path.glob("*/configs/cpu.pbtxt")) == sorted(
-        MODELS
-    )
-    assert "3 CPU configs" in capsys.readouterr().out

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.benchmark_hmr2 import ENGINES
 from tracker_tools import gpu_check as check
 from tracker_tools import machine
 from tracker_tools.gpu_check import Options, Step
+from tracker_tools.hmr2.benchmark import ENGINES
 
 REPO = Path(__file__).resolve().parents[3]
 

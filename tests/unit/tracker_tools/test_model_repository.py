@@ -5,7 +5,6 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from scripts.model_repository import main
 from tests.conftest import REPO_ROOT
 from tracker_service.model_spec import HMR2, MODELS, Deployment
 from tracker_tools.model_repository import (
@@ -195,9 +194,3 @@ def test_build_local_repository_replaces_stale_model(tmp_path):
     assert not stale.exists()
     parameters = read_config(out / "smpl" / CONFIG_FILENAME).parameters
     assert INTRA_OP_THREADS_PARAMETER not in parameters and PROVIDERS_PARAMETER not in parameters
-
-
-def test_main_production_writes_every_config(tmp_path, capsys):
-    assert main(["production", "--root", str(tmp_path)]) == 0
-    assert sorted(p.parent.name for p in tmp_path.glob(f"*/{CONFIG_FILENAME}")) == sorted(MODELS)
-    assert f"wrote {len(MODELS)} configs" in capsys.readouterr().out

@@ -3,7 +3,6 @@ import logging
 import numpy as np
 import pytest
 
-from scripts import track_mot
 from tests.conftest import shared_path
 from tracker_service.tracking import PhalpTracker
 from tracker_tools import mot, mot_score
@@ -27,7 +26,7 @@ def test_read_track_and_write_round_trip(tmp_path):
     assert mot.infer_image_size(frames) == (360, 437)  # the extent of the boxes
 
     out = tmp_path / "out.txt"
-    assert track_mot.main(["--det", str(det), "--out", str(out), "--image-size", "640x480"]) == 0
+    mot.write_results(out, mot.track_sequence(frames, PhalpTracker(), (480, 640)))
     result = np.loadtxt(out, delimiter=",")
     assert set(result[:, 1]) == {1, 2}  # two identities, the weak detection ignored
     assert len(result) == 2 * 12  # frame 6 is written as predicted (one frame after the last)
@@ -47,7 +46,7 @@ def test_max_predicted_controls_predicted_rows(tmp_path, max_predicted, rows):
     assert len(result) == rows
 
 
-def test_offline_interpolates_the_gap_and_the_command_takes_the_flag(tmp_path):
+def test_offline_interpolates_the_gap():
     frames = {
         f: np.array([[100 + 5 * f, 50, 140 + 5 * f, 150, 0.95], [400, 60, 440, 165, 0.9]])
         for f in range(1, 13)
@@ -57,16 +56,6 @@ def test_offline_interpolates_the_gap_and_the_command_takes_the_flag(tmp_path):
     assert len(result) == 2 * 12  # frame 6 is interpolated, whatever max_predicted
     moving = [r for r in result if r[0] == 6 and r[2] < 300]
     np.testing.assert_allclose(moving[0][2:4], [130, 50], atol=0.5)  # on the line
-    det, out = tmp_path / "det.txt", tmp_path / "out.txt"
-    det.write_text("".join(f"{f},-1,{r[0]},{r[1]},40,100,{r[4]},-1,-1,-1\n"
-                           for f, rows in frames.items() for r in rows))  # fmt: skip
-    assert track_mot.main(["--det", str(det), "--out", str(out), "--offline"]) == 0
-    assert len(np.loadtxt(out, delimiter=",")) == 2 * 12
-
-
-def test_image_size_argument_is_validated(tmp_path):
-    with pytest.raises(SystemExit):
-        track_mot.main(["--det", "x", "--out", "y", "--image-size", "big"])
 
 
 @pytest.mark.parametrize(

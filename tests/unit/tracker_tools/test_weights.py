@@ -24,7 +24,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from scripts.fetch_weights import main
 from tracker_tools.hmr2.standin_smpl import make_standin, write_npz
 from tracker_tools.weights import (
     ARCHIVE_CHECKPOINT,
@@ -361,21 +360,3 @@ def test_onnx_graphs_must_suit_the_triton_image(tmp_path):
         check_onnx_for_triton(too_new)
     with pytest.raises(FetchError, match="opset 22"):
         check_onnx_for_triton(_onnx_model(tmp_path / "o.onnx", ir_version=8, opset=22))
-
-
-def test_main_fetch_only_with_given_files(tmp_path, capsys):
-    weights = tmp_path / "weights"
-    _save_standin(weights / "smpl" / "SMPL_NEUTRAL.npz")
-    checkpoint, regressor = tmp_path / "hmr2.ckpt", tmp_path / "J19.pkl"
-    with zipfile.ZipFile(checkpoint, "w") as z:
-        z.writestr("archive/data.pkl", b"x")
-    regressor.write_bytes(pickle.dumps(np.zeros((19, 6890), np.float32)))
-    argv = ["--weights-dir", str(weights), "--fetch-only", "--checkpoint", str(checkpoint),
-            "--extra-regressor", str(regressor)]
-    assert main(argv) == 0
-    assert "SMPL_NEUTRAL.npz" in capsys.readouterr().out
-
-
-def test_main_fails_clearly_without_smpl(tmp_path, caplog):
-    assert main(["--weights-dir", str(tmp_path), "--fetch-only"]) == 1
-    assert "register at https://smpl.is.tue.mpg.de" in caplog.text

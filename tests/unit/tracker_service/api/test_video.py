@@ -1,7 +1,6 @@
 """The whole-video endpoints' request checks, without Triton (Triton unreachable)."""
 
 import io
-import socket
 import time
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import unreachable_triton_settings
 from tracker_service import resources
 from tracker_service.app import create_app
 from tracker_service.settings import Settings
@@ -24,15 +24,9 @@ def _clip(path: Path, count: int = 4) -> bytes:
 
 @pytest.fixture
 def app(tmp_path):
-    faces = tmp_path / "faces.npy"
-    np.save(faces, np.zeros((13776, 3), np.int32))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app = create_app(
-        Settings.of(
-            triton_url=f"127.0.0.1:{port}",
-            smpl_faces=str(faces),
+        unreachable_triton_settings(
+            tmp_path,
             job_database=str(tmp_path / "jobs.sqlite"),
             job_data_dir=str(tmp_path / "jobs"),
             job_max_bytes=100_000,
@@ -116,9 +110,13 @@ def test_an_api_replica_queues_and_a_synchronous_wait_is_bounded(tmp_path):
     np.save(faces, np.zeros((13776, 3), np.int32))
     replica = create_app(
         Settings.of(
-            smpl_faces=str(faces), job_database=str(tmp_path / "jobs.sqlite"),
-            job_data_dir=str(tmp_path / "jobs"), job_workers=0, job_wait_s=0.5,
-            job_poll_s=0.1, job_heartbeat_s=0.1,
+            smpl_faces=str(faces),
+            job_database=str(tmp_path / "jobs.sqlite"),
+            job_data_dir=str(tmp_path / "jobs"),
+            job_workers=0,
+            job_wait_s=0.5,
+            job_poll_s=0.1,
+            job_heartbeat_s=0.1,
         )  # fmt: skip
     )
     try:

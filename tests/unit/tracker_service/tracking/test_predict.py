@@ -157,17 +157,23 @@ def random_rotations(rng, shape, scale):
     )
 
 
-def test_rotation_extrapolation_continues_a_constant_angular_velocity():
-    rng = np.random.default_rng(1)
-    start = random_rotations(rng, (2, 24), 0.5)
-    omega = rng.normal(scale=0.05, size=(2, 24, 3))
+def turning(seed, people, speed):
+    """Random poses of ``people`` turning at a constant angular velocity: frame k's pose."""
+    rng = np.random.default_rng(seed)
+    start = random_rotations(rng, (people, 24), 0.5)
+    omega = rng.normal(scale=speed, size=(people, 24, 3))
 
     def at(k):
         flat = Rotation.from_matrix(start.reshape(-1, 3, 3)) * Rotation.from_rotvec(
             k * omega.reshape(-1, 3)
         )
-        return flat.as_matrix().reshape(2, 24, 3, 3)
+        return flat.as_matrix().reshape(people, 24, 3, 3)
 
+    return at
+
+
+def test_rotation_extrapolation_continues_a_constant_angular_velocity():
+    at = turning(1, 2, 0.05)
     out = predict.extrapolate_rotations(
         at(0), at(2), np.array([2, 2]), np.array([3, 3]), decay=1.0, max_speed=1.0, max_angle=3.0
     )
@@ -178,16 +184,7 @@ def test_rotation_extrapolation_continues_a_constant_angular_velocity():
 
 
 def test_rotation_extrapolation_beats_repeating_the_last_pose_and_stays_bounded():
-    rng = np.random.default_rng(2)
-    start = random_rotations(rng, (1, 24), 0.5)
-    omega = rng.normal(scale=0.04, size=(1, 24, 3))
-
-    def at(k):
-        flat = Rotation.from_matrix(start.reshape(-1, 3, 3)) * Rotation.from_rotvec(
-            k * omega.reshape(-1, 3)
-        )
-        return flat.as_matrix().reshape(1, 24, 3, 3)
-
+    at = turning(2, 1, 0.04)
     errors_extrapolated, errors_repeated, travelled = [], [], []
     for k in range(1, 40):
         out = predict.extrapolate_rotations(

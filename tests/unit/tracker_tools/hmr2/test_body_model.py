@@ -17,7 +17,6 @@ import pytest
 import scipy.sparse
 import torch
 
-from scripts import make_standin_smpl as standin_cli
 from tracker_tools.hmr2 import standin_smpl as make_standin_smpl
 from tracker_tools.hmr2.body_model import OPENPOSE_JOINT_MAP, VERTEX_JOINT_IDS, BodyModel
 from tracker_tools.hmr2.smpl_file import (
@@ -381,16 +380,3 @@ def test_standin_mesh_is_closed_and_consistently_oriented(standin):
 
 def test_standin_is_deterministic(standin):
     assert_same_model(make_standin_smpl.make_standin(), standin)
-
-
-def test_main_writes_the_files_idempotently(standin, tmp_path, capsys):
-    for _ in range(2):
-        assert standin_cli.main(["--out", str(tmp_path), "--pkl"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "SMPL_NEUTRAL.npz",
-        "SMPL_NEUTRAL.pkl",
-        "SMPL_to_J19.pkl",
-    ]
-    assert "SMPL_NEUTRAL.npz" in capsys.readouterr().out
-    loaded = load_smpl(tmp_path / "SMPL_NEUTRAL.npz", tmp_path / "SMPL_to_J19.pkl")
-    assert_same_model(loaded, standin)

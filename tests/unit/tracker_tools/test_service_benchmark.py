@@ -1,11 +1,11 @@
-"""The end-to-end benchmark's arithmetic on Prometheus pages (the runs need the whole stack)."""
+"""The end-to-end benchmark's arithmetic and report (its runs need the whole stack)."""
 
 import base64
 
-from scripts.benchmark import load_video, markdown, stage_ms
 from tests.conftest import shared_path
 from tracker_service.decode import image_size
 from tracker_tools.client import scrape as page
+from tracker_tools.service_benchmark import load_video, markdown, stage_ms
 
 
 def test_stage_times_are_per_frame_deltas_of_the_histogram_sums():
