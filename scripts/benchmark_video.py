@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tracker_service.jobs.media import VideoReader
+from tracker_service.jobs.video_io import VideoReader
 from tracker_tools.backend import backend_frames
 from tracker_tools.client import ServiceClient, metrics_at, triton_batches
 from tracker_tools.machine import machine, peak_rss_mb

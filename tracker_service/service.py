@@ -148,7 +148,7 @@ class PoseService:
                 raise ModelsUnavailable(f"the models are not ready yet: {status.readiness.error}")
             with watch.stage("decode"):
                 frame = decode_frame(request.image, self.settings.max_image_pixels)
-            analysis = self._pipeline.analyze(frame, watch)
+            analysis = self._pipeline.analyse(frame, watch)
             with watch.stage("detections"):
                 detections = analysis.detections()
         except BaseException:

@@ -24,7 +24,7 @@ import orjson
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
 from tracker_service.errors import BadRequest, JobStillRunning, NotFound, PayloadTooLarge
-from tracker_service.jobs import media
+from tracker_service.jobs import video_io
 from tracker_service.jobs.engine import JobEngine
 from tracker_service.jobs.result import StoredResult
 from tracker_service.jobs.store import COMPLETE, ERROR, PROCESSING, QUEUED, JobRecord
@@ -126,7 +126,7 @@ def frame(job_id: str, frame_index: int) -> Response:
     engine = _engine()
     if engine.get(job_id).status != COMPLETE:
         raise BadRequest("Job not complete")
-    image = media.read_frame(engine.overlay_path(job_id), frame_index)
+    image = video_io.read_frame(engine.overlay_path(job_id), frame_index)
     if image is None:
         raise NotFound(f"frame {frame_index} not found: the overlay video has fewer frames")
     return Response(encode_jpeg(image), mimetype="image/jpeg")

@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tracker_service.errors import BadRequest, NotFound, PayloadTooLarge, QueueFull
-from tracker_service.jobs import media
+from tracker_service.jobs import video_io
 from tracker_service.jobs.artifacts import Artifacts
 from tracker_service.jobs.run import Refine, VideoRunner
 from tracker_service.jobs.store import (
@@ -157,7 +157,7 @@ class JobEngine:
     def _submit(
         self, job_id: str, path: Path, *, owns_video: bool, max_frames: int | None
     ) -> JobRecord:
-        info = media.probe(
+        info = video_io.probe(
             path, max_frames=self.settings.job_max_frames,
             max_duration_s=self.settings.job_max_duration_s,
         )  # fmt: skip

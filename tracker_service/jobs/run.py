@@ -14,7 +14,7 @@
    would cost 0.7 MB each at 640x360; decoding again costs little: docs/benchmark_video.md);
    each frame's bodies are meshed once from their final poses (one ``smpl`` request a
    frame) and serve both the overlay MP4 (at the container's own frame times,
-   :func:`~tracker_service.jobs.media.frame_times`) and the result; the answered frames
+   :func:`~tracker_service.jobs.video_io.frame_times`) and the result; the answered frames
    (``max_frames``: evenly spaced) are serialised, ``job_frames_in_flight`` at a time, and
    appended to the result file in order.
 """
@@ -37,7 +37,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from tracker_service.errors import ModelsUnavailable, PayloadTooLarge, UnprocessableVideo
-from tracker_service.jobs import media
+from tracker_service.jobs import video_io
 from tracker_service.jobs.result import (
     EncodedFrame,
     ResultWriter,
@@ -165,7 +165,7 @@ class VideoRunner:
         status = self._readiness.get()
         if not status.readiness.ready:
             raise ModelsUnavailable(f"the models are not ready: {status.readiness.error}")
-        with media.VideoReader(path) as video:
+        with video_io.VideoReader(path) as video:
             progress.frames_total = video.declared_frames
             frame_rate = video.fps
             geometries, outputs = self._analyse(job_id, video, progress)
@@ -208,7 +208,7 @@ class VideoRunner:
         }
 
     def _analyse(
-        self, job_id: str, video: media.VideoReader, progress: Progress
+        self, job_id: str, video: video_io.VideoReader, progress: Progress
     ) -> tuple[list[FrameGeometry], list[list[TrackOutput]]]:
         """Analyse every frame, ``job_frames_in_flight`` at a time; track them in order.
 
@@ -220,7 +220,7 @@ class VideoRunner:
         geometries: list[FrameGeometry] = []
         outputs: list[list[TrackOutput]] = []
         calls = (
-            partial(self._pipeline.analyze, frame, Stopwatch())
+            partial(self._pipeline.analyse, frame, Stopwatch())
             for frame in self._frames(video, progress)
         )
         for index, analysis in enumerate(self._in_order(calls, job_id)):
@@ -260,8 +260,8 @@ class VideoRunner:
         """
         positions = {index: k for k, index in enumerate(selected)}
         acceptance = []
-        times = media.frame_times(Path(record.video))
-        with media.VideoReader(Path(record.video)) as source:
+        times = video_io.frame_times(Path(record.video))
+        with video_io.VideoReader(Path(record.video)) as source:
             calls = (
                 partial(
                     self._render_frame,
@@ -273,13 +273,13 @@ class VideoRunner:
                     main_id,
                     positions.get(index),
                     index,
-                    media.frame_time(times, index, frame_rate),
+                    video_io.frame_time(times, index, frame_rate),
                 )
                 for index, frame in zip(
                     range(len(geometries)), self._frames(source, progress), strict=False
                 )
             )
-            video = media.open_writer(overlay, self._overlay_codec()[0], frame_rate, size, times)
+            video = video_io.open_writer(overlay, self._overlay_codec()[0], frame_rate, size, times)
             try:
                 for index, (canvas, answered) in enumerate(self._in_order(calls, record.job_id)):
                     video.write(canvas)
@@ -332,7 +332,7 @@ class VideoRunner:
         }  # fmt: skip
         return canvas, (accepted, ResultWriter.encode(entry, timeline_jpeg(canvas)))
 
-    def _frames(self, video: media.VideoReader, progress: Progress) -> Iterator[np.ndarray]:
+    def _frames(self, video: video_io.VideoReader, progress: Progress) -> Iterator[np.ndarray]:
         """The video's frames in order, checking for cancellation and the frame limit."""
         for index, frame in enumerate(video.frames()):
             progress.check()
@@ -365,5 +365,5 @@ class VideoRunner:
 
     def _overlay_codec(self) -> tuple[str, str]:
         if self._codec is None:
-            self._codec = media.overlay_codec()
+            self._codec = video_io.overlay_codec()
         return self._codec
