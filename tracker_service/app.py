@@ -14,9 +14,9 @@ from flask import Flask, Response
 
 from tracker_service.api import admin, errors, health, metrics, pose, ui, video
 from tracker_service.inference import ModelNames, TritonModels
-from tracker_service.model_spec import load_faces
 from tracker_service.service import PoseService
 from tracker_service.settings import Settings
+from tracker_service.topology import load_topology
 
 #: The header naming the replica that answered (additive).
 SERVED_BY = "X-Served-By"
@@ -38,10 +38,10 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
 
     """
     settings = settings or Settings()
-    faces = load_faces(settings.smpl_faces)
+    topology = load_topology(settings.smpl_faces)
     app = Flask(__name__, static_folder=None)  # the viewer's blueprint serves its own
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, DEBUG=False, TESTING=False)
-    app.extensions["tracker"] = PoseService(settings, models or connect_models(settings), faces)
+    app.extensions["tracker"] = PoseService(settings, models or connect_models(settings), topology)
     errors.register_error_handlers(app)
     served_by = settings.replica_name or f"{socket.gethostname()}:{settings.port}"
 

@@ -13,8 +13,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from tracker_service.admin import Reloader
 from tracker_service.decode import decode_frame
 from tracker_service.errors import ModelsUnavailable
@@ -28,6 +26,7 @@ from tracker_service.readiness import ReadinessCache
 from tracker_service.render import render
 from tracker_service.sessions import Clock, Session, SessionStore, Tracker, TrackStep
 from tracker_service.settings import Settings
+from tracker_service.topology import BodyTopology
 from tracker_service.tracking import PhalpTracker, TrackerConfig
 from tracker_service.tracking.smoothing import LiveSmoother, SmoothedTracker, SmoothingConfig
 from tracker_service.values import Body
@@ -76,7 +75,7 @@ class PoseService:
     Args:
         settings: The service's settings.
         models: The Triton client (closed by :meth:`close`).
-        faces: (13776, 3) mesh triangles.
+        topology: The body model's mesh and skeleton.
         clock: Monotonic seconds (sessions, readiness).
 
     """
@@ -85,7 +84,7 @@ class PoseService:
         self,
         settings: Settings,
         models: TritonModels,
-        faces: np.ndarray,
+        topology: BodyTopology,
         *,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -94,8 +93,8 @@ class PoseService:
         self.metrics = ServiceMetrics()
         self.readiness = ReadinessCache(models, ttl_s=settings.health_cache_s, clock=clock)
         self.reloader = Reloader(models, on_reloaded=self.readiness.invalidate, clock=clock)
-        self._faces = faces
-        self._encoder = AnswerEncoder(faces)
+        self._topology = topology
+        self._encoder = AnswerEncoder(topology.faces)
         self._pipeline = frame_pipeline(settings, models)
         self._tracker_config = tracker_config(settings)
         self._clock = clock
@@ -109,7 +108,7 @@ class PoseService:
         #: The latest answered frames, the latest last: what the viewer's live tab shows.
         self.recent_frames: deque[dict[str, Any]] = deque(maxlen=RECENT_FRAMES)
         self.jobs = JobEngine(
-            settings, self._pipeline, self._tracker_config, self.readiness, faces,
+            settings, self._pipeline, self._tracker_config, self.readiness, topology,
             self.metrics.registry,
         )  # fmt: skip
 
@@ -168,11 +167,11 @@ class PoseService:
                 model_version=self.settings.model_version,
                 tracked=step.tracked,
             )
-            answer = build_answer(info, bodies, main)
+            answer = build_answer(info, self._topology, bodies, main)
         if request.visualize:
             with watch.stage("visualize"):
                 answer["visualization"] = render(
-                    frame, bodies, main, analysis.focal, self._faces
+                    frame, bodies, main, analysis.focal, self._topology
                 )
         with watch.stage("encode"):
             answer["processing_time_ms"] = round(1000.0 * watch.elapsed(), 1)

@@ -19,11 +19,11 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from tracker_service.app import connect_models
 from tracker_service.jobs.engine import JobEngine
-from tracker_service.model_spec import load_faces
 from tracker_service.process import configure_logging, on_stop_signals
 from tracker_service.readiness import ReadinessCache
 from tracker_service.service import frame_pipeline, tracker_config
 from tracker_service.settings import Settings
+from tracker_service.topology import load_topology
 
 log = logging.getLogger("tracker_service.worker")
 
@@ -45,7 +45,7 @@ def main() -> int:
     engine = JobEngine(
         settings, frame_pipeline(settings, models), tracker_config(settings),
         ReadinessCache(models, ttl_s=settings.health_cache_s),
-        load_faces(settings.smpl_faces), registry,
+        load_topology(settings.smpl_faces), registry,
     )  # fmt: skip
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, registry=registry)

@@ -53,6 +53,7 @@ from tracker_service.readiness import ReadinessCache
 from tracker_service.render import draw
 from tracker_service.settings import Settings
 from tracker_service.subject import select_main
+from tracker_service.topology import BodyTopology
 from tracker_service.tracking import PhalpTracker, TrackerConfig, TrackOutput
 from tracker_service.tracking.offline import refine_video
 
@@ -120,7 +121,7 @@ class VideoRunner:
         pipeline: The model steps (shared with ``/pose/hybrid``; stateless).
         tracker_config: Each run builds its own tracker from it.
         readiness: Whether Triton is ready (checked when a run starts).
-        faces: (13776, 3) mesh triangles.
+        topology: The body model's mesh and skeleton (drawing, answered joints).
         frames: Counts the frames analysed.
         fps: Set to the frames per second of each run's analysis.
         refine: The offline temporal pass over a whole video's tracker outputs.
@@ -133,7 +134,7 @@ class VideoRunner:
         pipeline: FramePipeline,
         tracker_config: TrackerConfig,
         readiness: ReadinessCache,
-        faces: np.ndarray,
+        topology: BodyTopology,
         *,
         frames: Counter,
         fps: Gauge,
@@ -143,7 +144,7 @@ class VideoRunner:
         self._pipeline = pipeline
         self._tracker_config = tracker_config
         self._readiness = readiness
-        self._faces = faces
+        self._topology = topology
         self._frames_counter = frames
         self._fps = fps
         self._refine = refine
@@ -312,7 +313,7 @@ class VideoRunner:
         ids = [body.track_id for body in bodies]
         chosen = select_main(outputs, main_id)
         main = ids.index(chosen) if chosen in ids else None
-        canvas = draw(frame, bodies, main, geometry.focal, self._faces)
+        canvas = draw(frame, bodies, main, geometry.focal, self._topology)
         if canvas.shape[1::-1] != size:
             canvas = cv2.resize(canvas, size)  # MP4 allows size changes
         if position is None:
@@ -323,7 +324,7 @@ class VideoRunner:
             tracked=True,
         )  # fmt: skip
         entry = frame_entry(
-            frame_info, result_index=position, timestamp=timestamp, bodies=bodies,
+            frame_info, self._topology, result_index=position, timestamp=timestamp, bodies=bodies,
             main=main, outputs=outputs,
         )  # fmt: skip
         accepted = {
