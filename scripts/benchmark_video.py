@@ -11,9 +11,12 @@ them; a generated clip when it is absent):
 - *per frame*: the same frames as PNG posted one by one, in order, to ``/pose/hybrid``.
 
 It reports the wall time per frame of each and their ratio, Triton's average batch size per
-model in each (``nv_inference_count`` / ``nv_inference_exec_count`` deltas), the job's
-stages, and the service's peak memory after the job. Writes ``docs/benchmark_video.md`` and
-``.json``. ``--no-per-frame`` runs the job alone (the memory of a long video).
+model in each (``nv_inference_count`` / ``nv_inference_exec_count`` deltas), the CPU time a
+frame of each run spent in the service, in Triton (with its Python-backend stubs) and in this
+client (from ``/proc``: what bounds a job on a CPU machine, whose cores all of them share),
+the job's stages, and the service's peak memory after the job. Writes
+``docs/benchmark_video.md`` and ``.json``. ``--no-per-frame`` runs the job alone (the memory
+of a long video).
 
 Example:
     python -m scripts.benchmark_video --hmr2 tiny full
@@ -25,16 +28,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tracker_service.jobs.media import VideoReader
+from tracker_service.jobs.video_io import VideoReader
 from tracker_tools.backend import backend_frames
 from tracker_tools.client import ServiceClient, metrics_at, triton_batches
-from tracker_tools.machine import machine, peak_rss_mb
+from tracker_tools.machine import cpu_seconds, machine, peak_rss_mb
 from tracker_tools.media import (
     SHARED_MEDIA,
     encode_base64,
@@ -49,6 +53,8 @@ from tracker_tools.tiny_models import build_tiny_repository
 from tracker_tools.triton_server import free_ports
 
 TIMEOUT_S = 1800.0
+#: CPU seconds used so far, per process group ("service", "triton", "client").
+Usage = Callable[[], dict[str, float]]
 
 
 def clip(video: Path, count: int) -> tuple[str, list]:
@@ -63,9 +69,14 @@ def clip(video: Path, count: int) -> tuple[str, list]:
     return label, frames
 
 
-def job_run(client: ServiceClient, metrics_url: str, video: Path) -> dict[str, Any]:
-    """Upload the video as one job and poll it; wall time, stages, Triton batches."""
-    before = metrics_at(metrics_url)
+def cpu_ms_per_frame(before: dict[str, float], after: dict[str, float], frames: int) -> dict:
+    """CPU milliseconds a frame, per process group, between two :data:`Usage` readings."""
+    return {name: 1000.0 * (after[name] - before[name]) / frames for name in before}
+
+
+def job_run(client: ServiceClient, metrics_url: str, video: Path, usage: Usage) -> dict[str, Any]:
+    """Upload the video as one job and poll it; wall time, stages, Triton batches, CPU."""
+    before, cpu_before = metrics_at(metrics_url), usage()
     stages: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -83,6 +94,7 @@ def job_run(client: ServiceClient, metrics_url: str, video: Path) -> dict[str, A
         raise RuntimeError(f"the job failed: {final['error']}")
     full = client.request("GET", f"/result/{job_id}").body  # every frame, every mesh
     seconds = time.perf_counter() - start
+    cpu_after = usage()
     result = final["result"]
     frames = result["total_frames"]
     return {
@@ -98,6 +110,7 @@ def job_run(client: ServiceClient, metrics_url: str, video: Path) -> dict[str, A
         "identities": result["identities"],
         "overlay_codec": result["output_codec"],
         "triton_batch": triton_batches(before, metrics_at(metrics_url)),
+        "cpu_ms_per_frame": cpu_ms_per_frame(cpu_before, cpu_after, frames),
     }
 
 
@@ -109,20 +122,24 @@ def decode_ms(video: Path) -> float:
     return 1000.0 * (time.perf_counter() - start) / max(count, 1)
 
 
-def per_frame_run(client: ServiceClient, metrics_url: str, frames: Sequence) -> dict[str, Any]:
+def per_frame_run(
+    client: ServiceClient, metrics_url: str, frames: Sequence, usage: Usage
+) -> dict[str, Any]:
     """Post every frame as PNG to ``/pose/hybrid``, one by one, in order."""
     images = [encode_base64(f, ".png") for f in frames]
-    before = metrics_at(metrics_url)
+    before, cpu_before = metrics_at(metrics_url), usage()
     start = time.perf_counter()
     for number, image in enumerate(images):
         client.post_frame(image, frame_number=number, session_id="benchmark-per-frame").answer()
     seconds = time.perf_counter() - start
+    cpu_after = usage()
     return {
         "frames": len(images),
         "seconds": seconds,
         "ms_per_frame": 1000.0 * seconds / len(images),
         "fps": len(images) / seconds,
         "triton_batch": triton_batches(before, metrics_at(metrics_url)),
+        "cpu_ms_per_frame": cpu_ms_per_frame(cpu_before, cpu_after, len(images)),
     }
 
 
@@ -160,15 +177,21 @@ def _runs(
     )  # fmt: skip
     with stack as (url, triton, service):
         client = ServiceClient(url, timeout_s=TIMEOUT_S)
+
+        def usage() -> dict[str, float]:
+            mine = os.times()
+            return {"service": cpu_seconds([service.pid]), "triton": cpu_seconds(triton.pids()),
+                    "client": mine.user + mine.system}  # fmt: skip
+
         warm_up = encode_image(frames[0], ".png")
         client.post_frame(warm_up, frame_number=0, session_id="warm-up").answer()
         print(f"[{size}] one job of {len(frames)} frames ...", flush=True)
-        job = job_run(client, triton.metrics_url, video)
+        job = job_run(client, triton.metrics_url, video, usage)
         job_peak = peak_rss_mb(service.pid)
         single = None
         if per_frame:
             print(f"[{size}] the same frames posted one by one ...", flush=True)
-            single = per_frame_run(client, triton.metrics_url, frames)
+            single = per_frame_run(client, triton.metrics_url, frames, usage)
         memory = {
             "service_peak_mb_after_job": job_peak,
             "service_peak_mb": peak_rss_mb(service.pid),
@@ -226,6 +249,10 @@ def markdown(results: Sequence[dict[str, Any]], command: str, host: str) -> str:
             f"{r['job']['identities']} identities; decoding the video once more (the render "
             f"pass's second decode) {r['decode_ms_per_frame']:.1f} ms a frame"
         )
+    lines += ["", "CPU time a frame, ms (service + Triton with its stubs + this client; "
+              f"{os.cpu_count()} cores share them all):", ""]  # fmt: skip
+    for r in results:
+        lines.append(f"- {r['hmr2']}: {_cpu_line(r)}")
     lines += ["", "Goals:", ""]
     for r in results:
         if r["speedup"] is not None:
@@ -236,6 +263,22 @@ def markdown(results: Sequence[dict[str, Any]], command: str, host: str) -> str:
         lines.append(f"- {r['hmr2']}: a 140-frame video takes {per_140:.0f} s as one job on "
                      "this CPU (the user's target: under 120 s on the GPU)")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _cpu_line(result: dict[str, Any]) -> str:
+    """The CPU a frame of each run, and the job's floor: all of it spread over every core."""
+    job, single = result["job"], result["per_frame"]
+    parts = []
+    for name, run in (("job", job), ("per frame", single)):
+        if run is not None:
+            cpu = run["cpu_ms_per_frame"]
+            parts.append(f"{name}: service {cpu['service']:.0f}, Triton {cpu['triton']:.0f}, "
+                         f"client {cpu['client']:.0f} (total {sum(cpu.values()):.0f})")  # fmt: skip
+    floor = sum(job["cpu_ms_per_frame"].values()) / (os.cpu_count() or 1)
+    text = "; ".join(parts) + f"; the job's floor, that CPU spread over every core: {floor:.0f} ms"
+    if single is not None:
+        text += f" a frame, at most {single['ms_per_frame'] / floor:.2f}× the per-frame path"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,8 +18,8 @@ from flask import Flask, Response
 from tracker_service import resources
 from tracker_service.api import admin, errors, health, metrics, pose, ui, video
 from tracker_service.inference import TritonModels
-from tracker_service.model_spec import load_faces
 from tracker_service.settings import Settings
+from tracker_service.topology import load_topology
 
 #: The header naming the replica that answered (additive).
 SERVED_BY = "X-Served-By"
@@ -41,10 +41,10 @@ def create_app(settings: Settings | None = None, models: TritonModels | None = N
 
     """
     settings = settings or Settings()
-    faces = load_faces(settings.triton.smpl_faces)
+    topology = load_topology(settings.triton.smpl_faces)
     app = Flask(__name__, static_folder=None)  # the viewer's blueprint serves its own
     app.config.update(MAX_CONTENT_LENGTH=settings.server.max_body_bytes, DEBUG=False, TESTING=False)
-    resources.init_app(app, settings, models or resources.connect_models(settings.triton), faces)
+    resources.init_app(app, settings, models or resources.connect_models(settings.triton), topology)
     errors.register_error_handlers(app)
     served_by = settings.server.replica_name or f"{socket.gethostname()}:{settings.server.port}"
 

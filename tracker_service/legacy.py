@@ -9,8 +9,8 @@ backend's mobile frame screen reads (``joints``, ``angles``, ``overallConfidence
 ``detectionSignals``).
 
 JSON is built with numpy rounding and ``tolist()`` (no per-element Python work); the mesh
-vertices (20,670 numbers) stay a numpy array that orjson writes (the same shortest round-trip
-numbers as ``json``), and the mesh triangles, which never change, are serialised once at
+vertices (20,670 numbers with SMPL) stay a numpy array that orjson writes (the same shortest
+round-trip numbers as ``json``), and the mesh triangles, which never change, are serialised once at
 start; both are spliced into the answer's text (:class:`AnswerEncoder`).
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 
 from tracker_service.geometry import joint_angles, project
-from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
+from tracker_service.topology import BodyTopology
 from tracker_service.values import Body
 
 #: Every joint of an answered body, detected or predicted: the backend reads a keypoint's
@@ -73,17 +73,19 @@ class FramePose:
 
     Attributes:
         info: The frame.
+        topology: The body model's joints (their names and the legacy angles).
         bodies: Every body of the frame (the tracked people; a body without a track id,
             late and matching no track, is answered but not listed in ``tracks``).
         main: Index in ``bodies`` of the main subject, or None when there is nobody.
-        joints: (24, 3) the main subject's joints in metres, rounded (empty without one).
-        pixels: (24, 2) those joints projected with the full-image camera, rounded.
+        joints: (J, 3) the main subject's joints in metres, rounded (empty without one).
+        pixels: (J, 2) those joints projected with the full-image camera, rounded.
         angles: The legacy joint angles of the main subject, degrees.
         confidence: How sure the tracker is of the main subject (0 without one).
 
     """
 
     info: FrameInfo
+    topology: BodyTopology
     bodies: Sequence[Body]
     main: int | None
     joints: np.ndarray
@@ -97,40 +99,44 @@ class FramePose:
         return None if self.main is None else self.bodies[self.main]
 
     def keypoints(self) -> list[dict[str, Any]]:
-        """The 24 legacy joint objects (``LEGACY_API.md``), empty without a main subject."""
+        """The legacy joint objects (``LEGACY_API.md``), empty without a main subject."""
         return [
             {
                 "name": name, "x": x, "y": y, "z": z3,
                 "x_3d": x3, "y_3d": y3, "z_3d": z3, "confidence": KEYPOINT_CONFIDENCE,
             }
             for name, (x, y), (x3, y3, z3) in zip(
-                SMPL_JOINT_NAMES, self.pixels.tolist(), self.joints.tolist(), strict=False
+                self.topology.joint_names, self.pixels.tolist(), self.joints.tolist(), strict=False
             )
         ]  # fmt: skip
 
 
-def frame_pose(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> FramePose:
+def frame_pose(
+    info: FrameInfo, topology: BodyTopology, bodies: Sequence[Body], main: int | None
+) -> FramePose:
     """Compute a frame's answer value: the main subject's joints, pixels, angles, confidence."""
     if main is None:
         return FramePose(
-            info=info, bodies=bodies, main=None, joints=np.zeros((0, 3)),
+            info=info, topology=topology, bodies=bodies, main=None, joints=np.zeros((0, 3)),
             pixels=np.zeros((0, 2)), angles={}, confidence=0.0,
         )  # fmt: skip
     body = bodies[main]
     joints = np.asarray(body.joints, dtype=np.float64)
     pixels = project(joints[None], body.camera[None], info.focal, (info.width, info.height))[0]
-    angles = joint_angles(joints[None], LEGACY_ANGLES)
+    angles = joint_angles(joints[None], topology.angles)
     return FramePose(
-        info=info, bodies=bodies, main=main, joints=np.round(joints, _M),
+        info=info, topology=topology, bodies=bodies, main=main, joints=np.round(joints, _M),
         pixels=np.round(pixels, _PX),
         angles={name: round(float(v[0]), _DEG) for name, v in angles.items()},
         confidence=round(float(np.clip(body.confidence, 0.0, 1.0)), _CONF),
     )  # fmt: skip
 
 
-def build_answer(info: FrameInfo, bodies: Sequence[Body], main: int | None) -> dict[str, Any]:
+def build_answer(
+    info: FrameInfo, topology: BodyTopology, bodies: Sequence[Body], main: int | None
+) -> dict[str, Any]:
     """Build the legacy answer of a frame (see :func:`legacy_answer`)."""
-    return legacy_answer(frame_pose(info, bodies, main))
+    return legacy_answer(frame_pose(info, topology, bodies, main))
 
 
 def legacy_answer(pose: FramePose) -> dict[str, Any]:
@@ -138,7 +144,7 @@ def legacy_answer(pose: FramePose) -> dict[str, Any]:
 
     Returns:
         The answer as a dict for :class:`AnswerEncoder`, which adds ``mesh_faces_data``:
-        JSON-ready except ``mesh_vertices_data``, a rounded float64 (6890, 3) array.
+        JSON-ready except ``mesh_vertices_data``, a rounded float64 (V, 3) array.
 
     """
     info = pose.info

@@ -1,6 +1,6 @@
 """The per-frame model steps: detect, crop, HMR2, cameras; and the bodies of tracked people.
 
-:meth:`FramePipeline.analyze` runs as soon as a frame arrives (concurrently across
+:meth:`FramePipeline.analyse` runs as soon as a frame arrives (concurrently across
 requests, so that Triton batches the crops of different sessions together); it makes one
 detector request and one HMR2 request with every crop of the frame. After the ordered
 tracking step, :meth:`FramePipeline.bodies` turns the tracker's outputs into bodies: a
@@ -134,7 +134,7 @@ class FramePipeline:
         self._detector = PersonDetector(models.detect, min_score, min_box_px)
         self._mesh_model = mesh_model or models.hmr2
 
-    def analyze(self, frame_bgr: np.ndarray, watch: Stopwatch) -> FrameAnalysis:
+    def analyse(self, frame_bgr: np.ndarray, watch: Stopwatch) -> FrameAnalysis:
         """Detect the people of a frame and run HMR2 on all of them in one request.
 
         Args:

@@ -6,8 +6,9 @@ into an image source, so the answer is a data URI too (``data:image/jpeg;base64,
 Each body gets the outline of its projected mesh, its skeleton and its track id; the main
 subject is drawn in green, the others in orange, predicted bodies with thinner lines. The
 outline is filled from the triangles of one orientation on screen (those facing the camera,
-with SMPL's winding): the body mesh is closed, so every line of sight through its silhouette
-meets such a triangle, and half the triangles fill the same silhouette.
+with the winding :class:`~tracker_service.topology.BodyTopology` states): the body mesh is
+closed, so every line of sight through its silhouette meets such a triangle, and half the
+triangles fill the same silhouette.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from tracker_service.geometry import project
-from tracker_service.skeleton import SMPL_PARENTS
+from tracker_service.topology import BodyTopology
 from tracker_service.values import Body
 
 #: What the visualization starts with; the base64 JPEG follows.
@@ -27,7 +28,6 @@ DATA_URI_PREFIX = "data:image/jpeg;base64,"
 _MAIN, _OTHER = (60, 200, 60), (0, 150, 255)  # BGR
 _JPEG_QUALITY = 85
 _FAR_PX = 1e5
-_BONES = np.array([(j, p) for j, p in enumerate(SMPL_PARENTS) if p >= 0], dtype=np.intp)
 
 
 def render(
@@ -35,7 +35,7 @@ def render(
     bodies: Sequence[Body],
     main: int | None,
     focal: float,
-    faces: np.ndarray,
+    topology: BodyTopology,
 ) -> str:
     """Draw the bodies on a copy of the frame (see :func:`draw`).
 
@@ -43,7 +43,7 @@ def render(
         The drawing as a data URI, ``data:image/jpeg;base64,`` then the JPEG in base64.
 
     """
-    jpeg = encode_jpeg(draw(frame_bgr, bodies, main, focal, faces))
+    jpeg = encode_jpeg(draw(frame_bgr, bodies, main, focal, topology))
     return DATA_URI_PREFIX + base64.b64encode(jpeg).decode("ascii")
 
 
@@ -60,7 +60,7 @@ def draw(
     bodies: Sequence[Body],
     main: int | None,
     focal: float,
-    faces: np.ndarray,
+    topology: BodyTopology,
 ) -> np.ndarray:
     """Draw the bodies on a copy of the frame.
 
@@ -69,7 +69,7 @@ def draw(
         bodies: The bodies of the frame.
         main: Index of the main subject in ``bodies``, or None.
         focal: Focal length of the full-image camera, pixels.
-        faces: (F, 3) mesh triangles.
+        topology: The body model's mesh triangles and bones.
 
     Returns:
         The drawing, (H, W, 3) uint8.
@@ -77,6 +77,7 @@ def draw(
     """
     canvas = frame_bgr.copy()
     height, width = canvas.shape[:2]
+    faces, bones = topology.faces, topology.bones
     for index, body in enumerate(bodies):
         colour = _MAIN if index == main else _OTHER
         thickness = 2 if body.detected else 1
@@ -89,7 +90,7 @@ def draw(
             cv2.fillConvexPoly(mask, triangle, 255)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(canvas, contours, -1, colour, thickness, cv2.LINE_AA)
-        ends = np.round(joints[_BONES]).astype(np.int32)
+        ends = np.round(joints[bones]).astype(np.int32)
         cv2.polylines(canvas, list(ends), False, colour, thickness + 1, cv2.LINE_AA)
         label = "?" if body.track_id is None else str(body.track_id)
         if not body.detected:
@@ -100,7 +101,7 @@ def draw(
 
 
 def _facing(triangles: np.ndarray) -> np.ndarray:
-    """The ``(F, 3, 2)`` image triangles of negative signed area: SMPL's that face the camera."""
+    """The ``(F, 3, 2)`` image triangles of negative signed area: those facing the camera."""
     a, b, c = (triangles[:, k].astype(np.int64) for k in range(3))
     cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     return triangles[cross < 0]

@@ -30,7 +30,6 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TypeVar
 
-import numpy as np
 from flask import Flask, current_app
 from prometheus_client import CollectorRegistry
 
@@ -49,6 +48,7 @@ from tracker_service.settings import (
     TritonSettings,
 )
 from tracker_service.telemetry import ServiceMetrics
+from tracker_service.topology import BodyTopology
 from tracker_service.tracking import PhalpTracker, TrackerConfig
 from tracker_service.tracking.smoothing import LiveSmoother, SmoothedTracker, SmoothingConfig
 
@@ -61,7 +61,7 @@ JOBS, FRAMES, CLOSING = "tracker.jobs", "tracker.frames", "tracker.closing"
 
 
 def init_app(
-    app: Flask, settings: Settings, models: TritonModels, faces: np.ndarray, *,
+    app: Flask, settings: Settings, models: TritonModels, topology: BodyTopology, *,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:  # fmt: skip
     """Build every resource from its group of settings and register each on its own.
@@ -70,7 +70,7 @@ def init_app(
         app: The application.
         settings: The service's settings.
         models: The Triton client (closed last, by :func:`close`).
-        faces: (13776, 3) mesh triangles.
+        topology: The body model's mesh and skeleton.
         clock: Monotonic seconds (sessions, readiness, reloads).
 
     Raises:
@@ -95,12 +95,12 @@ def init_app(
         metrics.watch_sessions(lambda: len(store), store.tracks_alive)
         pipeline = frame_pipeline(settings.detection, models)
         engine = _register(
-            app, JOBS, job_engine(settings, pipeline, ready, faces, metrics.registry)
+            app, JOBS, job_engine(settings, pipeline, ready, topology, metrics.registry)
         )
         closing.callback(engine.close)
         _register(app, FRAMES, PoseService(
             settings.answer, pipeline=pipeline, sessions=store, readiness=ready,
-            telemetry=metrics, faces=faces,
+            telemetry=metrics, topology=topology,
         ))  # fmt: skip
         app.extensions[CLOSING] = closing.pop_all()
 
@@ -208,12 +208,12 @@ def session_store(
 
 
 def job_engine(
-    settings: Settings, pipeline: FramePipeline, readiness: ReadinessCache, faces: np.ndarray,
+    settings: Settings, pipeline: FramePipeline, readiness: ReadinessCache, topology: BodyTopology,
     registry: CollectorRegistry,
 ) -> JobEngine:  # fmt: skip
     """The job engine the settings describe (the service's and the worker process's)."""
     return JobEngine(
-        settings.jobs, pipeline, tracker_config(settings.tracking), readiness, faces, registry,
+        settings.jobs, pipeline, tracker_config(settings.tracking), readiness, topology, registry,
         model_version=settings.answer.model_version,
     )  # fmt: skip
 

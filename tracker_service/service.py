@@ -13,8 +13,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from tracker_service.decode import decode_frame
 from tracker_service.exceptions import ModelsUnavailable
 from tracker_service.geometry import box_iou
@@ -25,6 +23,7 @@ from tracker_service.render import render
 from tracker_service.sessions import SessionStore, TrackStep
 from tracker_service.settings import AnswerSettings
 from tracker_service.telemetry import ServiceMetrics, Stopwatch
+from tracker_service.topology import BodyTopology
 from tracker_service.values import Body
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ class PoseService:
         sessions: The sessions, each tracking its own video in frame order.
         readiness: Whether Triton and the models are ready (checked at every frame).
         telemetry: Where each frame's stage times and source are counted.
-        faces: (13776, 3) mesh triangles.
+        topology: The body model's mesh and skeleton.
 
     """
 
@@ -75,15 +74,15 @@ class PoseService:
         sessions: SessionStore,
         readiness: ReadinessCache,
         telemetry: ServiceMetrics,
-        faces: np.ndarray,
+        topology: BodyTopology,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._pipeline = pipeline
         self._readiness = readiness
         self._metrics = telemetry
-        self._faces = faces
-        self._encoder = AnswerEncoder(faces)
+        self._topology = topology
+        self._encoder = AnswerEncoder(topology.faces)
         #: The latest answered frames, the latest last: what the viewer's live tab shows.
         self.recent_frames: deque[dict[str, Any]] = deque(maxlen=RECENT_FRAMES)
 
@@ -102,7 +101,7 @@ class PoseService:
                 raise ModelsUnavailable(f"the models are not ready yet: {status.readiness.error}")
             with watch.stage("decode"):
                 frame = decode_frame(request.image, self._settings.max_image_pixels)
-            analysis = self._pipeline.analyze(frame, watch)
+            analysis = self._pipeline.analyse(frame, watch)
             with watch.stage("detections"):
                 detections = analysis.detections()
         except BaseException:
@@ -122,11 +121,11 @@ class PoseService:
                 model_version=self._settings.model_version,
                 tracked=step.tracked,
             )
-            answer = build_answer(info, bodies, main)
+            answer = build_answer(info, self._topology, bodies, main)
         if request.visualize:
             with watch.stage("visualize"):
                 answer["visualization"] = render(
-                    frame, bodies, main, analysis.focal, self._faces
+                    frame, bodies, main, analysis.focal, self._topology
                 )
         with watch.stage("encode"):
             answer["processing_time_ms"] = round(1000.0 * watch.elapsed(), 1)

@@ -22,8 +22,8 @@ class Body:
         confidence: Detection score, or the tracker's decayed confidence when predicted.
         camera: (3,) full-image camera translation tx, ty, tz (metres).
         crop_camera: (3,) weak-perspective crop camera s, tx, ty.
-        joints: (24, 3) SMPL joints, body frame (metres).
-        vertices: (6890, 3) mesh vertices, body frame (metres).
+        joints: (J, 3) the body topology's joints, body frame (metres).
+        vertices: (V, 3) mesh vertices, body frame (metres).
         smoothed: True when a temporal filter changed the body from HMR2's or the
             tracker's (the mesh is then the filtered pose's).
 

@@ -17,11 +17,11 @@ import threading
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from tracker_service.model_spec import load_faces
 from tracker_service.process import configure_logging, on_stop_signals
 from tracker_service.readiness import ReadinessCache
 from tracker_service.resources import connect_models, frame_pipeline, job_engine
 from tracker_service.settings import Settings
+from tracker_service.topology import load_topology
 
 log = logging.getLogger("tracker_service.worker")
 
@@ -44,7 +44,7 @@ def main() -> int:
     engine = job_engine(
         settings, frame_pipeline(settings.detection, models),
         ReadinessCache(models, ttl_s=settings.readiness.health_cache_s),
-        load_faces(triton.smpl_faces), registry,
+        load_topology(triton.smpl_faces), registry,
     )  # fmt: skip
     if jobs.worker_metrics_port:
         start_http_server(jobs.worker_metrics_port, registry=registry)

@@ -366,8 +366,8 @@ class LocalTritonServer:
             "Triton ready in %.1f s: %s", time.monotonic() - started, ", ".join(self._models)
         )
 
-    def peak_rss_mb(self) -> float:
-        """Peak resident memory of the server and its children (Python-backend stubs), in MB."""
+    def pids(self) -> set[int]:
+        """The server's process and its children (the Python-backend stubs)."""
         if self._process is None:
             raise TritonServerError("server not started")
         pids = {self._process.pid}
@@ -378,7 +378,11 @@ class LocalTritonServer:
                 continue  # the process ended while we read it
             if int(fields.get("PPid", "0")) == self._process.pid:
                 pids.add(int(status.parent.name))
-        return sum(peak_rss_mb(pid) for pid in pids)
+        return pids
+
+    def peak_rss_mb(self) -> float:
+        """Peak resident memory of the server and its children (Python-backend stubs), in MB."""
+        return sum(peak_rss_mb(pid) for pid in self.pids())
 
     def wait(self) -> int:
         """Block until the server exits; return its exit code."""

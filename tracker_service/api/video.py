@@ -25,7 +25,7 @@ from flask import Blueprint, Response, jsonify, request, send_file
 
 from tracker_service import resources
 from tracker_service.exceptions import BadRequest, JobStillRunning, NotFound, PayloadTooLarge
-from tracker_service.jobs import media
+from tracker_service.jobs import video_io
 from tracker_service.jobs.result import StoredResult
 from tracker_service.jobs.store import COMPLETE, ERROR, PROCESSING, QUEUED, JobRecord
 from tracker_service.render import encode_jpeg
@@ -122,7 +122,7 @@ def frame(job_id: str, frame_index: int) -> Response:
     engine = resources.jobs()
     if engine.get(job_id).status != COMPLETE:
         raise BadRequest("Job not complete")
-    image = media.read_frame(engine.overlay_path(job_id), frame_index)
+    image = video_io.read_frame(engine.overlay_path(job_id), frame_index)
     if image is None:
         raise NotFound(f"frame {frame_index} not found: the overlay video has fewer frames")
     return Response(encode_jpeg(image), mimetype="image/jpeg")

@@ -21,13 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-import numpy as np
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tracker_service.exceptions import BadRequest, NotFound, PayloadTooLarge, QueueFull
-from tracker_service.jobs import media
+from tracker_service.jobs import video_io
 from tracker_service.jobs.artifacts import Artifacts
 from tracker_service.jobs.run import Refine, VideoRunner
 from tracker_service.jobs.store import (
@@ -43,6 +42,7 @@ from tracker_service.jobs.worker import JobWorker, RunMetrics
 from tracker_service.pipeline import FramePipeline
 from tracker_service.readiness import ReadinessCache
 from tracker_service.settings import JobSettings
+from tracker_service.topology import BodyTopology
 from tracker_service.tracking import TrackerConfig
 from tracker_service.tracking.offline import refine_video
 
@@ -75,7 +75,7 @@ class JobEngine:
         pipeline: The model steps (shared with ``/pose/hybrid``; stateless).
         tracker_config: Each job builds its own tracker from it.
         readiness: Whether Triton is ready (checked when a job starts).
-        faces: (13776, 3) mesh triangles.
+        topology: The body model's mesh and skeleton.
         registry: Where the job metrics are registered.
         model_version: Named in each frame of a result.
         refine: The offline temporal pass over a whole video's tracker outputs.
@@ -88,7 +88,7 @@ class JobEngine:
         pipeline: FramePipeline,
         tracker_config: TrackerConfig,
         readiness: ReadinessCache,
-        faces: np.ndarray,
+        topology: BodyTopology,
         registry: CollectorRegistry,
         *,
         model_version: str,
@@ -105,14 +105,14 @@ class JobEngine:
             return
         metrics = RunMetrics(registry)
         runner = VideoRunner(
-            settings, pipeline, tracker_config, readiness, faces,
+            settings, pipeline, tracker_config, readiness, topology,
             model_version=model_version, frames=metrics.frames, fps=metrics.fps, refine=refine,
         )  # fmt: skip
         prefix = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         for i in range(settings.job_workers):
             worker = JobWorker(
                 f"{prefix}-{i}", store=self.store, runner=runner, artifacts=self.artifacts,
-                faces=faces, settings=settings, metrics=metrics, wake=self._wake,
+                faces=topology.faces, settings=settings, metrics=metrics, wake=self._wake,
                 stop=self._stop,
             )  # fmt: skip
             thread = threading.Thread(target=worker.serve, name=f"job-worker-{i}", daemon=True)
@@ -159,7 +159,7 @@ class JobEngine:
     def _submit(
         self, job_id: str, path: Path, *, owns_video: bool, max_frames: int | None
     ) -> JobRecord:
-        info = media.probe(
+        info = video_io.probe(
             path, max_frames=self.settings.job_max_frames,
             max_duration_s=self.settings.job_max_duration_s,
         )  # fmt: skip

@@ -36,6 +36,7 @@ import orjson
 
 from tracker_service.legacy import FrameInfo, faces_json, frame_pose
 from tracker_service.render import encode_jpeg
+from tracker_service.topology import BodyTopology
 from tracker_service.tracking import TrackOutput
 from tracker_service.values import Body
 
@@ -76,6 +77,7 @@ def source(output: TrackOutput) -> str:
 
 def frame_entry(
     info: FrameInfo,
+    topology: BodyTopology,
     *,
     result_index: int,
     timestamp: float,
@@ -87,6 +89,7 @@ def frame_entry(
 
     Args:
         info: The frame (its ``frame_number`` is the index in the video).
+        topology: The body model's joints.
         result_index: Index of the frame in the result.
         timestamp: Seconds from the video's start.
         bodies: Every tracked body of the frame.
@@ -94,7 +97,7 @@ def frame_entry(
         outputs: The tracker's (refined) outputs for the frame, for the flags and poses.
 
     """
-    pose = frame_pose(info, bodies, main)
+    pose = frame_pose(info, topology, bodies, main)
     by_id = {output.track_id: output for output in outputs}
     order = ([main] if main is not None else []) + [i for i in range(len(bodies)) if i != main]
     persons = [_person(bodies[i], by_id[_track_id(bodies[i])]) for i in order]

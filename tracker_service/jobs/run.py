@@ -14,7 +14,7 @@
    would cost 0.7 MB each at 640x360; decoding again costs little: docs/benchmark_video.md);
    each frame's bodies are meshed once from their final poses (one ``smpl`` request a
    frame) and serve both the overlay MP4 (at the container's own frame times,
-   :func:`~tracker_service.jobs.media.frame_times`) and the result; the answered frames
+   :func:`~tracker_service.jobs.video_io.frame_times`) and the result; the answered frames
    (``max_frames``: evenly spaced) are serialised, ``job_frames_in_flight`` at a time, and
    appended to the result file in order.
 """
@@ -37,7 +37,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from tracker_service.exceptions import ModelsUnavailable, PayloadTooLarge, UnprocessableVideo
-from tracker_service.jobs import media
+from tracker_service.jobs import video_io
 from tracker_service.jobs.result import (
     EncodedFrame,
     ResultWriter,
@@ -53,6 +53,7 @@ from tracker_service.render import draw
 from tracker_service.settings import JobSettings
 from tracker_service.subject import select_main
 from tracker_service.telemetry import Stopwatch
+from tracker_service.topology import BodyTopology
 from tracker_service.tracking import PhalpTracker, TrackerConfig, TrackOutput
 from tracker_service.tracking.offline import refine_video
 
@@ -120,7 +121,7 @@ class VideoRunner:
         pipeline: The model steps (shared with ``/pose/hybrid``; stateless).
         tracker_config: Each run builds its own tracker from it.
         readiness: Whether Triton is ready (checked when a run starts).
-        faces: (13776, 3) mesh triangles.
+        topology: The body model's mesh and skeleton (drawing, answered joints).
         model_version: Named in each frame's answer.
         frames: Counts the frames analysed.
         fps: Set to the frames per second of each run's analysis.
@@ -134,7 +135,7 @@ class VideoRunner:
         pipeline: FramePipeline,
         tracker_config: TrackerConfig,
         readiness: ReadinessCache,
-        faces: np.ndarray,
+        topology: BodyTopology,
         *,
         model_version: str,
         frames: Counter,
@@ -146,7 +147,7 @@ class VideoRunner:
         self._pipeline = pipeline
         self._tracker_config = tracker_config
         self._readiness = readiness
-        self._faces = faces
+        self._topology = topology
         self._frames_counter = frames
         self._fps = fps
         self._refine = refine
@@ -168,7 +169,7 @@ class VideoRunner:
         status = self._readiness.get()
         if not status.readiness.ready:
             raise ModelsUnavailable(f"the models are not ready: {status.readiness.error}")
-        with media.VideoReader(path) as video:
+        with video_io.VideoReader(path) as video:
             progress.frames_total = video.declared_frames
             frame_rate = video.fps
             geometries, outputs = self._analyse(job_id, video, progress)
@@ -211,7 +212,7 @@ class VideoRunner:
         }
 
     def _analyse(
-        self, job_id: str, video: media.VideoReader, progress: Progress
+        self, job_id: str, video: video_io.VideoReader, progress: Progress
     ) -> tuple[list[FrameGeometry], list[list[TrackOutput]]]:
         """Analyse every frame, ``job_frames_in_flight`` at a time; track them in order.
 
@@ -223,7 +224,7 @@ class VideoRunner:
         geometries: list[FrameGeometry] = []
         outputs: list[list[TrackOutput]] = []
         calls = (
-            partial(self._pipeline.analyze, frame, Stopwatch())
+            partial(self._pipeline.analyse, frame, Stopwatch())
             for frame in self._frames(video, progress)
         )
         for index, analysis in enumerate(self._in_order(calls, job_id)):
@@ -263,8 +264,8 @@ class VideoRunner:
         """
         positions = {index: k for k, index in enumerate(selected)}
         acceptance = []
-        times = media.frame_times(Path(record.video))
-        with media.VideoReader(Path(record.video)) as source:
+        times = video_io.frame_times(Path(record.video))
+        with video_io.VideoReader(Path(record.video)) as source:
             calls = (
                 partial(
                     self._render_frame,
@@ -276,13 +277,13 @@ class VideoRunner:
                     main_id,
                     positions.get(index),
                     index,
-                    media.frame_time(times, index, frame_rate),
+                    video_io.frame_time(times, index, frame_rate),
                 )
                 for index, frame in zip(
                     range(len(geometries)), self._frames(source, progress), strict=False
                 )
             )
-            video = media.open_writer(overlay, self._overlay_codec()[0], frame_rate, size, times)
+            video = video_io.open_writer(overlay, self._overlay_codec()[0], frame_rate, size, times)
             try:
                 for index, (canvas, answered) in enumerate(self._in_order(calls, record.job_id)):
                     video.write(canvas)
@@ -315,7 +316,7 @@ class VideoRunner:
         ids = [body.track_id for body in bodies]
         chosen = select_main(outputs, main_id)
         main = ids.index(chosen) if chosen in ids else None
-        canvas = draw(frame, bodies, main, geometry.focal, self._faces)
+        canvas = draw(frame, bodies, main, geometry.focal, self._topology)
         if canvas.shape[1::-1] != size:
             canvas = cv2.resize(canvas, size)  # MP4 allows size changes
         if position is None:
@@ -326,7 +327,7 @@ class VideoRunner:
             tracked=True,
         )  # fmt: skip
         entry = frame_entry(
-            frame_info, result_index=position, timestamp=timestamp, bodies=bodies,
+            frame_info, self._topology, result_index=position, timestamp=timestamp, bodies=bodies,
             main=main, outputs=outputs,
         )  # fmt: skip
         accepted = {
@@ -335,7 +336,7 @@ class VideoRunner:
         }  # fmt: skip
         return canvas, (accepted, ResultWriter.encode(entry, timeline_jpeg(canvas)))
 
-    def _frames(self, video: media.VideoReader, progress: Progress) -> Iterator[np.ndarray]:
+    def _frames(self, video: video_io.VideoReader, progress: Progress) -> Iterator[np.ndarray]:
         """The video's frames in order, checking for cancellation and the frame limit."""
         for index, frame in enumerate(video.frames()):
             progress.check()
@@ -368,5 +369,5 @@ class VideoRunner:
 
     def _overlay_codec(self) -> tuple[str, str]:
         if self._codec is None:
-            self._codec = media.overlay_codec()
+            self._codec = video_io.overlay_codec()
         return self._codec

@@ -7,10 +7,12 @@ import pytest
 from tracker_service.geometry import focal_length, project
 from tracker_service.legacy import AnswerEncoder, FrameInfo, build_answer
 from tracker_service.skeleton import LEGACY_ANGLES, SMPL_JOINT_NAMES
+from tracker_service.topology import smpl_topology
 from tracker_service.values import Body
 
 WIDTH, HEIGHT = 640, 480
 FACES = np.random.default_rng(1).integers(0, 6890, (13776, 3)).astype(np.int32)
+SMPL = smpl_topology(FACES)
 
 
 def make_body(track_id: int | None = 1, detected: bool = True, seed: int = 0) -> Body:
@@ -41,7 +43,7 @@ def encode(answer: dict) -> dict:
 
 def test_answer_has_every_legacy_field_with_its_json_type():
     body = make_body()
-    answer = encode(build_answer(info(), [make_body(2, seed=3), body], main=1))
+    answer = encode(build_answer(info(), SMPL, [make_body(2, seed=3), body], main=1))
 
     expected_types = {
         "frame_number": int, "frame_width": int, "frame_height": int,
@@ -75,7 +77,7 @@ def test_answer_has_every_legacy_field_with_its_json_type():
 
 def test_keypoints_are_the_joints_projected_with_the_full_camera():
     body = make_body()
-    answer = encode(build_answer(info(), [body], main=0))
+    answer = encode(build_answer(info(), SMPL, [body], main=0))
     joints = body.joints.astype(np.float64)
     pixels = project(joints[None], body.camera[None], focal_length(WIDTH, HEIGHT), (640, 480))[0]
     for k, (x, y), (x3, y3, z3) in zip(answer["keypoints"], pixels, joints, strict=True):
@@ -90,7 +92,7 @@ def test_keypoints_are_the_joints_projected_with_the_full_camera():
 def test_predicted_body_is_flagged_and_its_joints_stay_usable():
     body = make_body(detected=False)
     body = Body(**{**body.__dict__, "confidence": 0.2})  # decayed: the tracker is less sure
-    answer = encode(build_answer(info(), [body], main=0))
+    answer = encode(build_answer(info(), SMPL, [body], main=0))
     assert answer["pose_source"] == "predicted" and answer["has_3d"] is True
     assert answer["tracks"][0]["pose_source"] == "predicted"
     assert answer["tracking_confidence"] == 0.2
@@ -98,7 +100,7 @@ def test_predicted_body_is_flagged_and_its_joints_stay_usable():
 
 
 def test_frame_without_anyone_keeps_the_types_with_empty_values():
-    answer = encode(build_answer(info(), [], main=None))
+    answer = encode(build_answer(info(), SMPL, [], main=None))
     assert answer["has_3d"] is False and answer["error"] is None
     assert answer["keypoints"] == [] and answer["keypoint_count"] == 0
     assert answer["mesh_faces_data"] == [] and answer["mesh_vertices_data"] == []
@@ -107,13 +109,13 @@ def test_frame_without_anyone_keeps_the_types_with_empty_values():
 
 
 def test_late_frame_without_a_track_is_answered_untracked():
-    answer = encode(build_answer(info(tracked=False), [make_body(track_id=None)], main=0))
+    answer = encode(build_answer(info(tracked=False), SMPL, [make_body(track_id=None)], main=0))
     assert answer["tracked"] is False and answer["track_id"] is None
     assert answer["has_3d"] is True and answer["tracks"] == []
 
 
 def test_late_frame_associated_to_a_track_lists_it():
-    answer = encode(build_answer(info(tracked=False), [make_body(track_id=3)], main=0))
+    answer = encode(build_answer(info(tracked=False), SMPL, [make_body(track_id=3)], main=0))
     assert answer["tracked"] is False and answer["track_id"] == 3
     assert [t["track_id"] for t in answer["tracks"]] == [3]
 
@@ -122,21 +124,21 @@ def test_non_finite_values_are_refused_not_sent():
     body = make_body()
     body.vertices[0, 0] = np.nan
     with pytest.raises(ValueError):
-        AnswerEncoder(FACES).encode(build_answer(info(), [body], main=0))
+        AnswerEncoder(FACES).encode(build_answer(info(), SMPL, [body], main=0))
 
 
 def test_full_answer_is_built_and_encoded_fast():
     bodies = [make_body(i, seed=i) for i in range(10)]
     encoder = AnswerEncoder(FACES)
-    encoder.encode(build_answer(info(), bodies, main=0))
+    encoder.encode(build_answer(info(), SMPL, bodies, main=0))
     start = time.perf_counter()
     for _ in range(10):
-        encoder.encode(build_answer(info(), bodies, main=0))
+        encoder.encode(build_answer(info(), SMPL, bodies, main=0))
     assert (time.perf_counter() - start) / 10 < 0.05  # measured ≈ 6 ms here
 
 
 def test_vertices_written_by_orjson_read_back_as_json_writes_them_in_field_order():
-    answer = build_answer(info(), [make_body(seed=4)], main=0)
+    answer = build_answer(info(), SMPL, [make_body(seed=4)], main=0)
     answer["processing_time_ms"] = 3.5
     body = AnswerEncoder(FACES).encode(answer)
     plain = {**answer, "mesh_vertices_data": answer["mesh_vertices_data"].tolist()}
@@ -150,7 +152,8 @@ def test_vertices_written_by_orjson_read_back_as_json_writes_them_in_field_order
 
 def test_the_mobile_frame_screen_reads_joints_angles_confidence_and_signals():
     body = make_body(detected=False)
-    answer = encode(build_answer(info(), [Body(**{**body.__dict__, "confidence": 0.2})], main=0))
+    unsure = Body(**{**body.__dict__, "confidence": 0.2})
+    answer = encode(build_answer(info(), SMPL, [unsure], main=0))
     assert [j["name"] for j in answer["joints"]] == list(SMPL_JOINT_NAMES)
     for joint, keypoint in zip(answer["joints"], answer["keypoints"], strict=True):
         assert joint == {k: keypoint[k] for k in ("name", "x", "y", "z", "confidence")}
@@ -161,6 +164,6 @@ def test_the_mobile_frame_screen_reads_joints_angles_confidence_and_signals():
     assert signals["detected"] == {"name": "detected", "value": 0.0, "threshold": 1.0,
                                    "status": "warning"}  # fmt: skip
     assert signals["tracking_confidence"]["status"] == "critical"
-    nobody = encode(build_answer(info(), [], main=None))
+    nobody = encode(build_answer(info(), SMPL, [], main=None))
     assert (nobody["joints"], nobody["angles"], nobody["detectionSignals"]) == ([], [], [])
     assert nobody["overallConfidence"] == 0.0

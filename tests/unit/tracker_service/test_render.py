@@ -5,6 +5,7 @@ import numpy as np
 
 from tracker_service.geometry import focal_length
 from tracker_service.render import DATA_URI_PREFIX, _facing, render
+from tracker_service.topology import smpl_topology
 from tracker_service.values import Body
 
 
@@ -32,7 +33,7 @@ def test_render_draws_every_body_on_a_jpeg_data_uri_of_the_frame():
     frame = np.full((360, 480, 3), 40, np.uint8)
     faces = np.random.default_rng(0).integers(0, 6890, (13776, 3))
     bodies = [sphere_body(1, True, 0.0), sphere_body(2, False, 150.0)]
-    text = render(frame, bodies, main=0, focal=focal_length(480, 360), faces=faces)
+    text = render(frame, bodies, 0, focal_length(480, 360), smpl_topology(faces))
     drawn = decode_uri(text)
     assert drawn.shape == frame.shape
     changed = np.abs(drawn.astype(int) - 40).max(axis=2) > 60
@@ -42,7 +43,7 @@ def test_render_draws_every_body_on_a_jpeg_data_uri_of_the_frame():
 
 def test_render_without_bodies_is_the_frame():
     frame = np.full((40, 60, 3), 90, np.uint8)
-    text = render(frame, [], main=None, focal=100.0, faces=np.zeros((1, 3), int))
+    text = render(frame, [], None, 100.0, smpl_topology(np.zeros((1, 3), int)))
     drawn = decode_uri(text)
     assert np.abs(drawn.astype(int) - 90).max() <= 2
 

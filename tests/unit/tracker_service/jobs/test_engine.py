@@ -20,6 +20,7 @@ from tracker_service.jobs.engine import JobEngine
 from tracker_service.jobs.store import SqliteJobStore
 from tracker_service.readiness import Status
 from tracker_service.settings import JobSettings
+from tracker_service.topology import smpl_topology
 from tracker_service.tracking import TrackerConfig
 
 
@@ -52,7 +53,7 @@ def _engine(tmp_path: Path, gate: Gate, **settings) -> JobEngine:
     )  # fmt: skip
     return JobEngine(
         JobSettings(**values, **settings), None, TrackerConfig(), gate,
-        np.zeros((13776, 3), np.int32), CollectorRegistry(), model_version="test",
+        smpl_topology(np.zeros((13776, 3), np.int32)), CollectorRegistry(), model_version="test",
     )  # fmt: skip
 
 

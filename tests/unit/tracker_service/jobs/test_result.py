@@ -20,11 +20,13 @@ from tracker_service.jobs.result import (
 )
 from tracker_service.legacy import FrameInfo, build_answer
 from tracker_service.settings import BARE_FRAME_BYTES
+from tracker_service.topology import smpl_topology
 from tracker_service.tracking import TrackOutput
 from tracker_service.tracking.types import BodyPose, TrackState
 from tracker_service.values import Body
 
 FACES = np.arange(13776 * 3, dtype=np.int32).reshape(-1, 3) % 6890
+SMPL = smpl_topology(FACES)
 SUMMARY = {"status": "complete", "total_frames": 0, "fps": 30.0, "output_path": "/x.mp4"}
 
 
@@ -51,8 +53,9 @@ def _entry(index: int, people: int = 1) -> dict:
                      session_id="job", model_version="test", tracked=True)  # fmt: skip
     bodies, outputs = [b for b, _ in pairs], [o for _, o in pairs]
     return frame_entry(
-        info, result_index=index, timestamp=index / 30.0, bodies=bodies, main=0, outputs=outputs
-    )
+        info, SMPL, result_index=index, timestamp=index / 30.0, bodies=bodies, main=0,
+        outputs=outputs,
+    )  # fmt: skip
 
 
 def _image(index: int) -> bytes:
@@ -106,9 +109,9 @@ def test_a_frame_entry_and_the_legacy_answer_are_one_value_written_twice() -> No
     (body, output), (other, other_output) = _body(4, rng), _body(9, rng)
     info = FrameInfo(frame_number=3, width=640, height=360, focal=12500.0,
                      session_id="job", model_version="test", tracked=True)  # fmt: skip
-    answer = build_answer(info, [other, body], 1)
+    answer = build_answer(info, SMPL, [other, body], 1)
     entry = json.loads(orjson.dumps(frame_entry(
-        info, result_index=0, timestamp=0.1, bodies=[other, body], main=1,
+        info, SMPL, result_index=0, timestamp=0.1, bodies=[other, body], main=1,
         outputs=[other_output, output],
     ), option=orjson.OPT_SERIALIZE_NUMPY))  # fmt: skip
     assert entry["keypoints"] == answer["keypoints"]

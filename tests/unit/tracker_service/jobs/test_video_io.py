@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tracker_service.exceptions import PayloadTooLarge, UnprocessableVideo, UnsupportedMediaType
-from tracker_service.jobs import media
+from tracker_service.jobs import video_io
 from tracker_service.jobs.result import evenly_spaced
 
 
@@ -36,25 +36,25 @@ def _clip(path: Path, count: int, fps: float = 25.0) -> Path:
     ],
 )
 def test_sniff_container(head, container):
-    assert media.sniff_container(head) == container
+    assert video_io.sniff_container(head) == container
 
 
 def test_probe_reads_the_declared_frames_and_rate(tmp_path):
-    info = media.probe(_clip(tmp_path / "a.mp4", 12), max_frames=100, max_duration_s=10.0)
+    info = video_io.probe(_clip(tmp_path / "a.mp4", 12), max_frames=100, max_duration_s=10.0)
     assert (info.container, info.frames, info.width, info.height) == ("mp4", 12, 64, 48)
     assert info.fps == pytest.approx(25.0) and info.duration_s == pytest.approx(12 / 25)
 
 
 def test_one_reader_declares_the_video_and_decodes_its_frames_in_order(tmp_path):
-    with media.VideoReader(_clip(tmp_path / "a.mp4", 6)) as video:
+    with video_io.VideoReader(_clip(tmp_path / "a.mp4", 6)) as video:
         assert video.opened and video.declared_frames == 6
         assert video.fps == pytest.approx(25.0)
         frames = list(video.frames())
     assert len(frames) == 6
     means = [float(f.mean()) for f in frames]
     assert means == sorted(means)
-    assert media.read_frame(tmp_path / "a.mp4", 10) is None
-    assert media.read_frame(tmp_path / "a.mp4", 3) is not None
+    assert video_io.read_frame(tmp_path / "a.mp4", 10) is None
+    assert video_io.read_frame(tmp_path / "a.mp4", 3) is not None
 
 
 @pytest.mark.parametrize(
@@ -75,18 +75,18 @@ def test_probe_refuses_in_words(tmp_path, content, limits, error, words):
         data = clip.read_bytes()[: clip.stat().st_size // 2] if content == "half" else content
         path.write_bytes(data)
     with pytest.raises(error, match=words):
-        media.probe(path, **{"max_frames": 100, "max_duration_s": 10.0, **limits})
+        video_io.probe(path, **{"max_frames": 100, "max_duration_s": 10.0, **limits})
 
 
 def test_overlay_is_h264_yuv420p_faststart_at_the_videos_rate(tmp_path):
-    assert media.overlay_codec() == media.H264
+    assert video_io.overlay_codec() == video_io.H264
     path = tmp_path / "o.mp4"
-    writer = media.open_writer(path, media.H264[0], 30000 / 1001, (65, 48))  # an odd width
+    writer = video_io.open_writer(path, video_io.H264[0], 30000 / 1001, (65, 48))  # an odd width
     for i in range(10):
         writer.write(np.full((48, 65, 3), 20 * i, np.uint8))
     writer.release()
     data = path.read_bytes()
-    assert media.sniff_container(data[:64]) == "mp4"
+    assert video_io.sniff_container(data[:64]) == "mp4"
     assert 0 < data.find(b"moov") < data.find(b"mdat")  # +faststart: the index comes first
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -101,12 +101,12 @@ def test_overlay_is_h264_yuv420p_faststart_at_the_videos_rate(tmp_path):
 
 def test_overlay_falls_back_to_mpeg4_without_pyav(tmp_path, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
-    assert media.overlay_codec() == media.MPEG4
+    assert video_io.overlay_codec() == video_io.MPEG4
     assert "No H.264 encoder" in caplog.text and "MPEG-4 Part 2" in caplog.text
-    writer = media.open_writer(tmp_path / "o.mp4", media.MPEG4[0], 25.0, (64, 48))
+    writer = video_io.open_writer(tmp_path / "o.mp4", video_io.MPEG4[0], 25.0, (64, 48))
     writer.write(np.zeros((48, 64, 3), np.uint8))
     writer.release()
-    assert media.sniff_container((tmp_path / "o.mp4").read_bytes()[:64]) == "mp4"
+    assert video_io.sniff_container((tmp_path / "o.mp4").read_bytes()[:64]) == "mp4"
 
 
 @pytest.mark.parametrize(
@@ -136,18 +136,18 @@ def _variable_rate_clip(path: Path, times: list[float]) -> Path:
 def test_a_variable_rate_video_keeps_its_frame_times_in_the_overlay(tmp_path):
     times = [0.0, 0.033, 0.1, 0.2, 0.233, 0.5, 0.533, 0.9]
     clip = _variable_rate_clip(tmp_path / "vfr.mp4", times)
-    assert media.frame_times(clip) == pytest.approx(times, abs=1e-3)
+    assert video_io.frame_times(clip) == pytest.approx(times, abs=1e-3)
     out = tmp_path / "overlay.mp4"
-    writer = media.open_writer(out, media.H264[0], 8.9, (64, 48), media.frame_times(clip))
-    with media.VideoReader(clip) as video:
+    writer = video_io.open_writer(out, video_io.H264[0], 8.9, (64, 48), video_io.frame_times(clip))
+    with video_io.VideoReader(clip) as video:
         for frame in video.frames():
             writer.write(frame)
     writer.release()
-    assert media.frame_times(out) == pytest.approx(times, abs=1e-3)
+    assert video_io.frame_times(out) == pytest.approx(times, abs=1e-3)
 
 
 def test_frame_time_counts_at_the_mean_rate_past_the_known_times(monkeypatch, tmp_path):
-    assert media.frame_time([0.0, 0.04], 1, 25.0) == 0.04
-    assert media.frame_time([0.0, 0.04], 5, 25.0) == pytest.approx(0.2)
+    assert video_io.frame_time([0.0, 0.04], 1, 25.0) == 0.04
+    assert video_io.frame_time([0.0, 0.04], 5, 25.0) == pytest.approx(0.2)
     monkeypatch.setitem(sys.modules, "av", None)
-    assert media.frame_times(_clip(tmp_path / "a.mp4", 3)) == []  # without PyAV
+    assert video_io.frame_times(_clip(tmp_path / "a.mp4", 3)) == []  # without PyAV
