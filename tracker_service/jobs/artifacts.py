@@ -9,6 +9,7 @@ budget (:meth:`Artifacts.sweep`, run by idle workers; concurrent sweeps are harm
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -72,10 +73,12 @@ class Artifacts:
 
 
 def _folder_bytes(folder: Path) -> int:
+    """The bytes under ``folder``; what a request, run or other sweep removes meanwhile counts 0."""
     total = 0
-    for path in folder.rglob("*"):
-        try:
-            total += path.stat().st_size if path.is_file() else 0
-        except FileNotFoundError:  # another worker's sweep or run removed it
-            pass
+    for root, _dirs, files in os.walk(folder):  # os.walk skips a folder removed meanwhile
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass
     return total
