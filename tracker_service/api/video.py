@@ -84,7 +84,7 @@ def job_status(job_id: str) -> Response:
         if request.args.get("frames", "1") == "0":  # the summary keys only
             summary = engine.result_path(job_id, frames=False)
             if not summary.is_file():
-                raise NotFound("the result of this job was deleted")
+                raise _missing_result(job_id)
             return _json(_with_key(body, "result", [summary.read_bytes()]))
         return _json(_with_key(body, "result", _stored(job_id).bounded("status")))
     return jsonify(body)
@@ -245,7 +245,7 @@ def _stored(job_id: str) -> StoredResult:
 
     Raises:
         BadRequest: The job is not complete (``{"error": "Job not complete"}``).
-        NotFound: Unknown job, or its result was deleted.
+        NotFound: Unknown job, or its result is gone (see :func:`_missing_result`).
 
     """
     engine = resources.jobs()
@@ -253,8 +253,23 @@ def _stored(job_id: str) -> StoredResult:
         raise BadRequest("Job not complete")
     stored = StoredResult.load(engine.result_path(job_id))
     if stored is None:
-        raise NotFound("the result of this job was deleted")
+        raise _missing_result(job_id)
     return stored
+
+
+def _missing_result(job_id: str) -> NotFound:
+    """Why a complete job has no stored result, in words that say what to do.
+
+    A result file stored whole, without the pieces and index beside it, was written by a
+    version of the service older than its answer budget: it cannot be answered within the
+    budget, and the video must be submitted again.
+    """
+    if resources.jobs().result_path(job_id).is_file():
+        return NotFound(
+            "the result of this job was stored by an older version of the service, which this "
+            "version cannot answer from: submit the video again"
+        )
+    return NotFound("the result of this job was deleted: submit the video again")
 
 
 def _integer(name: str, value: str, low: int, high: int) -> int:

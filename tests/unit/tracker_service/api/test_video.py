@@ -134,3 +134,24 @@ def test_an_api_replica_queues_and_a_synchronous_wait_is_bounded(tmp_path):
         assert cancelled["status"] == "error" and "before it started" in cancelled["error"]
     finally:
         resources.close(replica)
+
+
+def test_a_complete_job_without_its_result_says_why_and_what_to_do(client, app, tmp_path):
+    """Deleted, or stored whole by a version older than the pieces: both 404 in words."""
+    job_id = _upload(client, _clip(tmp_path / "c.mp4")).get_json()["job_id"]
+    with app.app_context():
+        engine = resources.jobs()
+        engine.wait(job_id, 30)
+        engine.store.update(job_id, status="complete", error=None)
+        result = engine.result_path(job_id)
+    paths = (f"/job_status/{job_id}", f"/job_status/{job_id}?frames=0", f"/result/{job_id}",
+             f"/job/{job_id}/frames?start=0&count=1")  # fmt: skip
+    for path in paths:
+        answer = client.get(path)
+        assert answer.status_code == 404 and "was deleted" in answer.get_json()["error"], path
+    result.parent.mkdir(parents=True, exist_ok=True)
+    result.write_text('{"frames": []}')  # an older version's whole result, no index beside it
+    for path in paths:
+        error = client.get(path).get_json()["error"]
+        assert "older version" in error and "submit the video again" in error, path
+    assert client.get("/health").status_code == 200
