@@ -26,7 +26,7 @@ from flask import Blueprint, Response, jsonify, request, send_file
 from tracker_service import resources
 from tracker_service.exceptions import BadRequest, JobStillRunning, NotFound, PayloadTooLarge
 from tracker_service.jobs import video_io
-from tracker_service.jobs.result import StoredResult
+from tracker_service.jobs.result import StoredResult, stored_whole
 from tracker_service.jobs.store import COMPLETE, ERROR, PROCESSING, QUEUED, JobRecord
 from tracker_service.render import encode_jpeg
 
@@ -84,7 +84,7 @@ def job_status(job_id: str) -> Response:
         if request.args.get("frames", "1") == "0":  # the summary keys only
             summary = engine.result_path(job_id, frames=False)
             if not summary.is_file():
-                raise _missing_result(job_id)
+                raise _missing_result(engine.result_path(job_id))
             return _json(_with_key(body, "result", [summary.read_bytes()]))
         return _json(_with_key(body, "result", _stored(job_id).bounded("status")))
     return jsonify(body)
@@ -251,20 +251,16 @@ def _stored(job_id: str) -> StoredResult:
     engine = resources.jobs()
     if engine.get(job_id).status != COMPLETE:
         raise BadRequest("Job not complete")
-    stored = StoredResult.load(engine.result_path(job_id))
+    result = engine.result_path(job_id)
+    stored = StoredResult.load(result)
     if stored is None:
-        raise _missing_result(job_id)
+        raise _missing_result(result)
     return stored
 
 
-def _missing_result(job_id: str) -> NotFound:
-    """Why a complete job has no stored result, in words that say what to do.
-
-    A result file stored whole, without the pieces and index beside it, was written by a
-    version of the service older than its answer budget: it cannot be answered within the
-    budget, and the video must be submitted again.
-    """
-    if resources.jobs().result_path(job_id).is_file():
+def _missing_result(result: Path) -> NotFound:
+    """Why a complete job has no stored result, in words that say what to do."""
+    if stored_whole(result):
         return NotFound(
             "the result of this job was stored by an older version of the service, which this "
             "version cannot answer from: submit the video again"

@@ -188,6 +188,15 @@ def _index_path(result: Path) -> Path:
     return result.with_suffix(".index.npz")
 
 
+def stored_whole(result: Path) -> bool:
+    """Whether the result was written as one whole file, by a version before the pieces.
+
+    Such a result has no parts file or index beside it: it cannot be answered within the
+    answer budget, and the job's video must be submitted again.
+    """
+    return result.is_file() and not _index_path(result).is_file()
+
+
 EncodedFrame = tuple[bytes, ...]
 
 
