@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -42,3 +43,15 @@ def test_a_lost_connection_is_opened_again(store: JobStore, postgres: LocalPostg
             "WHERE datname = 'tracker' AND pid <> pg_backend_pid()"
         )
     assert store.counts()["queued"] == 0, "the store reconnects"
+
+
+def test_replicas_starting_at_once_all_open_the_store(location: str) -> None:
+    """Processes creating the table at the same instant take turns instead of failing."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        stores = list(pool.map(lambda _: open_store(location), range(8)))
+    try:
+        assert all(store.counts()["queued"] == 0 for store in stores)
+    finally:
+        stores[0]._run("DROP TABLE jobs")
+        for store in stores:
+            store.close()

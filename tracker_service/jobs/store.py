@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 )
 """
 _INDEX = "CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at)"
+#: The PostgreSQL advisory lock under which a process creates or alters the table.
+_SCHEMA_LOCK = 0x6A6F6273  # 'jobs'
 #: Columns added since the first schema: a table created before gets them at open.
 _ADDED = {
     "lease_owner": "TEXT",
@@ -405,6 +407,16 @@ class PostgresJobStore(JobStore):
                     if not (retry and self._db.closed):  # only a lost connection is retried
                         raise
         raise AssertionError("unreachable")
+
+    def _create(self) -> None:
+        # CREATE TABLE IF NOT EXISTS races when replicas start at once (both see no table,
+        # the second fails on the catalog's unique key): a lock held by the session
+        # makes them take turns.
+        self._run("SELECT pg_advisory_lock(?)", (_SCHEMA_LOCK,))
+        try:
+            super()._create()
+        finally:
+            self._run("SELECT pg_advisory_unlock(?)", (_SCHEMA_LOCK,))
 
     def _columns(self) -> set[str]:
         rows = self._run(
